@@ -10,7 +10,6 @@ parent is killed with SIGKILL: no broker ever outlives the program that started 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -25,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from streams.process import bind_to_parent
+
 logger = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be found, started or reached."""
@@ -106,15 +104,6 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def _bind_to_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to SIGKILL this child when its parent dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # The parent may have died between fork and prctl.
-    if os.getppid() == 1:
-        os._exit(1)
-
-
 class EmbeddedBroker:
     """A Tansu broker child process.
 
@@ -173,7 +162,7 @@ class EmbeddedBroker:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
-                preexec_fn=_bind_to_parent if sys.platform == "linux" else None,
+                preexec_fn=bind_to_parent if sys.platform == "linux" else None,
                 close_fds=True,
             )
         deadline = time.monotonic() + self.config.startup_timeout_s

@@ -59,6 +59,20 @@ def broker() -> None:
     raise typer.Exit(code if code > 0 else 0)
 
 
+@app.command()
+def worker(
+    faust_log_level: str = typer.Option("WARNING", help="Log level of Faust's own loggers."),
+) -> None:
+    """Run a stream worker (ingest, features, scoring) until interrupted.
+
+    Uses STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS, or starts an embedded broker and prints
+    its address. Run several to scale out: partitions are shared among them.
+    """
+    from streams.worker import run_worker
+
+    run_worker(StreamsSettings(), log_level=faust_log_level.upper())
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic the system uses (idempotent)."""

@@ -256,8 +256,89 @@ class ModelUpdate(Event):
     """Wall-clock time the update was issued."""
 
 
+class EnrichedTransaction(Event):
+    """Internal: a valid transaction with its customer-side features, keyed by terminal.
+
+    Carried on the `txn-by-terminal` repartition topic from the customer stage to the
+    terminal stage.
+    """
+
+    event_name: ClassVar[str] = "enriched_transaction"
+
+    transaction: Transaction
+    """The validated, cleaned transaction."""
+    customer_features: Annotated[list[float], Field(max_length=64)]
+    """Customer-side features, in the feature set's order."""
+    source_partition: Annotated[int, Field(ge=0)]
+    """Partition of the `transactions` topic the transaction came from."""
+    source_offset: Annotated[int, Field(ge=0)]
+    """Its offset there."""
+    ingest_time: AwareDatetime
+    """Wall-clock time the customer stage read it (for latency accounting)."""
+
+
+class FeatureVector(Event):
+    """The complete feature vector of one valid transaction, keyed by terminal."""
+
+    event_name: ClassVar[str] = "feature_vector"
+
+    transaction_id: Identifier
+    """The transaction."""
+    customer_id: Identifier
+    """Its customer."""
+    terminal_id: Identifier
+    """Its terminal."""
+    event_time: AwareDatetime
+    """Its event time."""
+    feature_set: ShortText
+    """Name and version of the feature set (fixes names and order)."""
+    values: Annotated[list[float], Field(max_length=256)]
+    """Feature values in the feature set's order."""
+
+
+class LabeledExample(Event):
+    """A label joined with the features used when its transaction was scored."""
+
+    event_name: ClassVar[str] = "labeled_example"
+
+    transaction_id: Identifier
+    """The transaction."""
+    customer_id: Identifier
+    """Its customer."""
+    terminal_id: Identifier
+    """Its terminal (the Kafka key)."""
+    event_time: AwareDatetime
+    """Event time of the transaction."""
+    label_time: AwareDatetime
+    """When the label became known."""
+    is_fraud: bool
+    """The label."""
+    feature_set: ShortText
+    """Name and version of the feature set."""
+    values: Annotated[list[float], Field(max_length=256)]
+    """Feature values used at scoring time."""
+    score: Probability | None = None
+    """Blended score given at scoring time."""
+    deep_score: Probability | None = None
+    """Deep model score at scoring time."""
+    online_score: Probability | None = None
+    """Online model score at scoring time."""
+    model_versions: dict[ShortText, ShortText] = {}
+    """Models that scored it."""
+
+
 #: Every event type, by its name.
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_name: cls
-    for cls in (Transaction, Label, Prediction, DeadLetter, DriftEvent, ModelUpdate)
+    for cls in (
+        Transaction,
+        Label,
+        Prediction,
+        DeadLetter,
+        DriftEvent,
+        ModelUpdate,
+        EnrichedTransaction,
+        FeatureVector,
+        LabeledExample,
+    )
 }

@@ -128,6 +128,41 @@ class TopicsSettings(Section):
         return topic.partitions if topic.partitions is not None else self.partitions
 
 
+class WorkerSettings(Section):
+    """The Faust worker: batching, state, cleaning and alignment policies."""
+
+    app_id: str = "streamscore"
+    """Faust application id: the consumer group and the prefix of internal topics."""
+    batch_size: int = Field(default=500, ge=1)
+    """Most events an agent takes per micro-batch."""
+    batch_linger_s: float = Field(default=0.01, gt=0)
+    """Longest an agent waits to fill a micro-batch (seconds)."""
+    max_lateness_s: float = Field(default=3600.0, ge=0)
+    """Events further than this behind their partition's event-time watermark are
+    dead-lettered as `too_late`."""
+    label_wait_s: float = Field(default=10.0, ge=0)
+    """Longest a transaction waits for labels still in flight that could change its
+    terminal features; 0 never waits."""
+    label_delay_days: float = Field(default=7.0, gt=0)
+    """Label delay assumed by the terminal risk features (the handbook uses 7 days)."""
+    emit_features: bool = True
+    """Publish every feature vector to the `features` topic."""
+    store: str = "memory://"
+    """Faust table store URL (the changelog topics hold the state either way)."""
+    data_dir: Path = Path("var/worker")
+    """Directory for the worker's local files."""
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    """Consumer-group session timeout: how soon a dead worker's partitions move."""
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    """Consumer-group heartbeat interval."""
+    web_enabled: bool = False
+    """Run Faust's web server (its table endpoints stay off)."""
+    web_host: str = "127.0.0.1"
+    """Address of Faust's web server."""
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    """Port of Faust's web server."""
+
+
 class StreamsSettings(BaseSettings):
     """Settings of the streaming side (env prefix `STREAMSCORE_`)."""
 
@@ -145,3 +180,5 @@ class StreamsSettings(BaseSettings):
     """Embedded broker."""
     topics: TopicsSettings = TopicsSettings()
     """Topic names and layout."""
+    worker: WorkerSettings = WorkerSettings()
+    """The Faust worker."""

@@ -1,0 +1,271 @@
+"""The Faust application: topics, changelog tables and thin agents over the stages.
+
+Two agents move micro-batches between Kafka and the pure stages:
+
+- ``ingest`` reads `transactions` (keyed by customer) and runs
+  :class:`streams.ingest.CustomerStage`; valid transactions go, enriched with their
+  customer features, to `txn-by-terminal` (keyed by terminal).
+- ``terminal`` reads `labels` and `txn-by-terminal` (both keyed by terminal, so a
+  terminal's labels and transactions meet on one partition) and runs
+  :class:`streams.terminal.TerminalStage`.
+
+Agents receive whole fetched partition batches (:mod:`streams.batching`), one Faust
+event per batch, and send their outputs and changelog entries in per-partition
+record batches (:mod:`streams.publish`).
+
+Delivery: outputs of a batch are awaited until the broker acknowledges them before
+the batch is acknowledged, and Faust commits only acknowledged offsets:
+at-least-once, with repeats removed by id downstream. A transaction held back for
+labels in flight keeps a reference on its message, so its offset is not committed
+until it has been featurized and delivered. If outputs cannot be delivered at all,
+the process exits without committing (a restart reprocesses from the last commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from faust.types import Message
+
+from streams.batching import BatchingApp
+from streams.events import EnrichedTransaction
+from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
+from streams.kafka import KafkaConnection
+from streams.publish import BatchPublisher
+from streams.records import Output, Record, StateWrite
+from streams.settings import StreamsSettings
+from streams.state import RAW_SCHEMA, ChangelogTable
+from streams.terminal import TERMINAL_TABLE, TerminalConfig, TerminalStage
+
+logger = logging.getLogger(__name__)
+
+
+def faust_credentials(conn: KafkaConnection) -> Any:
+    """Faust credentials for the connection's security settings (None for plaintext)."""
+    if conn.sasl_mechanism is not None:
+        return faust.SASLCredentials(
+            username=conn.sasl_username,
+            password=conn.sasl_password,
+            mechanism=conn.sasl_mechanism,
+            ssl_context=conn.ssl_context(),
+        )
+    if conn.uses_tls:
+        return faust.SSLCredentials(conn.ssl_context())
+    return None
+
+
+def to_record(m: Message) -> Record:
+    """The core's view of a consumed message."""
+    return Record(m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000))
+
+
+@dataclass
+class Held:
+    """A transaction waiting for labels still in flight."""
+
+    message: Message
+    record: Record
+    enriched: EnrichedTransaction
+    since: float
+    referenced: bool = False
+
+
+class StreamWorker:
+    """The Faust app of one worker process and the stages its agents drive."""
+
+    def __init__(self, settings: StreamsSettings, conn: KafkaConnection) -> None:
+        topics, worker = settings.topics, settings.worker
+        self.settings = settings
+        self.partitions = topics.partitions
+        self.label_wait_s = worker.label_wait_s
+        self.conn = conn
+        self.app = BatchingApp(
+            worker.app_id,
+            broker=[f"kafka://{host}" for host in conn.bootstrap_servers.split(",")],
+            broker_credentials=faust_credentials(conn),
+            broker_client_id=f"{conn.client_id}-worker",
+            store=worker.store,
+            datadir=str(worker.data_dir),
+            autodiscover=False,
+            web_enabled=worker.web_enabled,
+            web_host=worker.web_host,
+            web_port=worker.web_port,
+            table_standby_replicas=0,
+            topic_partitions=topics.partitions,
+            topic_replication_factor=topics.replication_factor,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=worker.session_timeout_s,
+            broker_heartbeat_interval=worker.heartbeat_interval_s,
+            key_serializer="raw",
+            value_serializer="raw",
+            producer_linger=0.005,
+            stream_buffer_maxsize=8,
+            stream_wait_empty=False,
+            broker_max_poll_records=worker.batch_size,
+            processing_guarantee="at_least_once",
+        )
+        day = 86_400.0
+        self.customers = CustomerStage(
+            IngestConfig(
+                enriched_topic=topics.txn_by_terminal.name,
+                dead_letter_topic=topics.dead_letters.name,
+                max_lateness_s=worker.max_lateness_s,
+            )
+        )
+        self.terminals = TerminalStage(
+            TerminalConfig(
+                dead_letter_topic=topics.dead_letters.name,
+                features_topic=topics.features.name if worker.emit_features else None,
+                label_delay_s=worker.label_delay_days * day,
+                max_lateness_s=worker.max_lateness_s,
+            )
+        )
+        self.held: list[Held] = []
+        self.lock = asyncio.Lock()
+        self.tables = {
+            CUSTOMER_TABLE: self._table(CUSTOMER_TABLE, self.customers),
+            TERMINAL_TABLE: self._table(TERMINAL_TABLE, self.terminals),
+        }
+        self.transactions_topic = self.app.topic(topics.transactions.name, schema=RAW_SCHEMA)
+        self.labels_name = topics.labels.name
+        self.app.batch_topics = frozenset(
+            {topics.transactions.name, topics.labels.name, topics.txn_by_terminal.name}
+        )
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+        self.app.stop_hooks.append(self._stop_producer)
+        terminal_channel = self.app.topic(
+            topics.labels.name, topics.txn_by_terminal.name, schema=RAW_SCHEMA
+        )
+        self.app.agent(self.transactions_topic, name="ingest")(self._ingest_agent)
+        self.app.agent(terminal_channel, name="terminal")(self._terminal_agent)
+        self.app.timer(0.05, name="release-held")(self._release_timer)
+
+    def _table(self, name: str, stage: CustomerStage | TerminalStage) -> ChangelogTable:
+        def assigned(partitions: set[int]) -> None:
+            stage.drop_partitions(partitions)
+            if stage is self.terminals:
+                self.held = [h for h in self.held if h.record.partition in partitions]
+
+        table = ChangelogTable(
+            self.app,
+            name=name,
+            partitions=self.partitions,
+            beacon=self.app.tables.beacon,
+            restore=stage.restore,
+            assigned=assigned,
+        )
+        self.app.tables.add(table)
+        return table
+
+    # -- I/O helpers ------------------------------------------------------------------
+    def _entries(self, writes: Sequence[StateWrite]) -> list[Output]:
+        tables = self.tables
+        return [tables[w.table].entry(w.partition, w.key, w.value) for w in writes]
+
+    async def _publisher(self) -> BatchPublisher:
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    **self.conn.aiokafka_kwargs("-worker-out"),
+                    linger_ms=2,
+                    max_batch_size=512 * 1024,
+                    acks="all",
+                )
+                await producer.start()
+                self._producer = producer
+        return BatchPublisher(self._producer)
+
+    async def _stop_producer(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def _send(self, publisher: BatchPublisher, outputs: Sequence[Output]) -> None:
+        """Send outputs and wait until the broker has acknowledged every one."""
+        if not outputs:
+            return
+        try:
+            for o in outputs:
+                await publisher.publish(o.topic, o.key, o.value, o.timestamp_ms, o.partition)
+            await publisher.flush()
+        except Exception:
+            if self.app.should_stop:
+                raise asyncio.CancelledError from None  # shutting down: nothing commits now
+            # Acking the batch now would commit offsets whose outputs were lost.
+            logger.critical("outputs could not be delivered; exiting without commit", exc_info=True)
+            logging.shutdown()
+            os._exit(75)
+
+    # -- agents ---------------------------------------------------------------------
+    async def _ingest_agent(self, stream: faust.StreamT) -> None:
+        publisher = await self._publisher()
+        async for messages in stream:
+            result = self.customers.process([to_record(m) for m in messages])
+            await self._send(publisher, [*self._entries(result.writes), *result.outputs])
+
+    async def _terminal_agent(self, stream: faust.StreamT) -> None:
+        self._terminal_publisher = publisher = await self._publisher()
+        async for messages in stream:
+            async with self.lock:
+                await self._terminal_batch(publisher, messages)
+
+    async def _terminal_batch(self, publisher: BatchPublisher, messages: Sequence[Message]) -> None:
+        outputs: list[Output] = []
+        if messages[0].topic == self.labels_name:
+            applied = self.terminals.apply_labels([to_record(m) for m in messages])
+            outputs.extend(self._entries(applied.writes))
+            outputs.extend(applied.outputs)
+        else:
+            now = time.monotonic()
+            for message in messages:
+                record = to_record(message)
+                decoded = self.terminals.decode_enriched(record)
+                if isinstance(decoded, EnrichedTransaction):
+                    self.held.append(Held(message, record, decoded, now))
+                else:
+                    outputs.append(self.terminals.dead_letter_output(record, decoded))
+        await self._send(publisher, outputs)
+        await self._release(publisher)
+
+    async def _release_timer(self) -> None:
+        publisher = getattr(self, "_terminal_publisher", None)
+        if self.held and publisher is not None:
+            async with self.lock:
+                await self._release(publisher)
+
+    async def _release(self, publisher: BatchPublisher) -> None:
+        """Featurize held transactions that are ready (or waited long enough)."""
+        now = time.monotonic()
+        ready: list[Held] = []
+        waiting: list[Held] = []
+        for h in self.held:
+            if now - h.since >= self.label_wait_s or self.terminals.ready(
+                h.record.partition, h.enriched
+            ):
+                ready.append(h)
+            else:
+                waiting.append(h)
+        for h in waiting:
+            if not h.referenced:
+                # Keep the offset uncommitted after the batch event is acked.
+                h.message.incref()
+                h.referenced = True
+        self.held = waiting
+        if not ready:
+            return
+        result = self.terminals.featurize([(h.record, h.enriched) for h in ready])
+        await self._send(publisher, [*self._entries(result.writes), *result.outputs])
+        consumer = self.app.consumer
+        for h in ready:
+            if h.referenced:
+                h.message.ack(consumer)

@@ -1,0 +1,191 @@
+"""The customer stage: decode -> validate -> clean -> customer features, per batch.
+
+Pure: takes consumed records, returns outputs (enriched transactions for the terminal
+stage, dead letters) and state writes (the changelog of customer state). The Faust
+agent only moves these between Kafka and this class.
+
+Cleaning rules (each tested, each counted):
+
+- **Duplicates.** A transaction id already held in its customer's state (30 days of
+  event time plus the allowed lateness) at a *different* source offset is a
+  duplicate: it goes to the dead-letter topic as ``duplicate_transaction``. The same
+  id at the *same* offset is a redelivery after a restart and is processed again
+  (the terminal stage and the scorer drop repeats by id).
+- **Lateness.** Each partition keeps a watermark, the highest event time seen. An
+  event more than ``max_lateness_s`` behind it is ``too_late`` (dead-lettered):
+  windows near it may already have been expired. Events within the lateness are
+  inserted in event-time order and get exact features as of their arrival.
+- **Impossible values** (negative, non-finite or absurd amounts, naive timestamps,
+  malformed ids) are rejected by the schema at the validate stage.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from models.features import CustomerWindows, time_flags
+from streams.codec import EventDecodeError, Reason, decode, encode, encode_key
+from streams.deadletter import dead_letter, from_decode_error, to_output
+from streams.events import EnrichedTransaction, Stage, Transaction
+from streams.records import Output, Record, StateWrite
+
+DAY_S = 86_400.0
+CUSTOMER_TABLE = "customer-windows"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Plain configuration of the customer stage."""
+
+    enriched_topic: str = "txn-by-terminal"
+    dead_letter_topic: str = "dead-letters"
+    max_lateness_s: float = 3600.0
+    horizon_s: float = 30 * DAY_S
+
+
+@dataclass
+class IngestResult:
+    """What one batch produced."""
+
+    outputs: list[Output] = field(default_factory=list)
+    writes: list[StateWrite] = field(default_factory=list)
+    enriched: int = 0
+    dead: Counter[str] = field(default_factory=Counter)
+
+
+class CustomerStage:
+    """Customer-keyed state and the per-batch ingest logic.
+
+    State is the set of :class:`CustomerWindows` of the customers on the partitions
+    this worker owns; :meth:`restore` rebuilds it from changelog entries.
+    """
+
+    def __init__(self, config: IngestConfig | None = None) -> None:
+        self.config = config or IngestConfig()
+        self.customers: dict[str, CustomerWindows] = {}
+        self.partition_of: dict[str, int] = {}
+        self.watermarks: dict[int, float] = {}
+
+    # -- state recovery -------------------------------------------------------------
+    def restore(self, partition: int, key: str, value: list[float] | None) -> None:
+        """Apply one changelog entry (called during recovery)."""
+        customer_id, _, tx_id = key.partition("|")
+        windows = self.customers.get(customer_id)
+        if value is None:
+            if windows is not None:
+                windows.remove(tx_id)
+            return
+        time_s, amount, seq = value
+        if windows is None:
+            windows = self.customers[customer_id] = CustomerWindows()
+        self.partition_of[customer_id] = partition
+        windows.add(tx_id, float(time_s), float(amount), int(seq))
+        mark = self.watermarks.get(partition)
+        if mark is None or time_s > mark:
+            self.watermarks[partition] = float(time_s)
+
+    def drop_partitions(self, keep: set[int]) -> None:
+        """Forget state of partitions this worker no longer owns."""
+        gone = [c for c, p in self.partition_of.items() if p not in keep]
+        for customer_id in gone:
+            self.customers.pop(customer_id, None)
+            self.partition_of.pop(customer_id, None)
+        for p in list(self.watermarks):
+            if p not in keep:
+                del self.watermarks[p]
+
+    # -- processing -----------------------------------------------------------------
+    def process(self, records: list[Record]) -> IngestResult:
+        """Process one batch of `transactions` records."""
+        result = IngestResult()
+        now = datetime.now(UTC)
+        for record in records:
+            try:
+                self._process_one(record, now, result)
+            except Exception as exc:  # a bug must not take the batch down
+                letter = dead_letter(record, Stage.FEATURIZE, Reason.INTERNAL_ERROR, repr(exc))
+                self._dead(result, record, letter.reason, letter)
+        return result
+
+    def _process_one(self, record: Record, now: datetime, result: IngestResult) -> None:
+        try:
+            tx = decode(Transaction, record.value)
+        except EventDecodeError as exc:
+            self._dead(result, record, exc.reason.value, from_decode_error(record, exc))
+            return
+        time_s = tx.event_time.timestamp()
+        partition = record.partition
+        mark = self.watermarks.get(partition)
+        if mark is not None and time_s < mark - self.config.max_lateness_s:
+            late_by = mark - time_s
+            letter = dead_letter(
+                record,
+                Stage.CLEAN,
+                Reason.TOO_LATE,
+                f"event time is {late_by:.0f} s behind the partition watermark "
+                f"(allowed {self.config.max_lateness_s:.0f} s)",
+                transaction_id=tx.transaction_id,
+                schema_version=tx.schema_version,
+            )
+            self._dead(result, record, Reason.TOO_LATE.value, letter)
+            return
+        windows = self.customers.get(tx.customer_id)
+        if windows is None:
+            windows = self.customers[tx.customer_id] = CustomerWindows()
+        self.partition_of[tx.customer_id] = partition
+        seen_at = windows.seq_of(tx.transaction_id)
+        if seen_at is not None and seen_at != record.offset:
+            letter = dead_letter(
+                record,
+                Stage.CLEAN,
+                Reason.DUPLICATE,
+                f"transaction id already seen at offset {seen_at}",
+                transaction_id=tx.transaction_id,
+                schema_version=tx.schema_version,
+            )
+            self._dead(result, record, Reason.DUPLICATE.value, letter)
+            return
+        if seen_at is None:
+            windows.add(tx.transaction_id, time_s, tx.amount, record.offset)
+            result.writes.append(
+                StateWrite(
+                    CUSTOMER_TABLE,
+                    partition,
+                    f"{tx.customer_id}|{tx.transaction_id}",
+                    [time_s, tx.amount, record.offset],
+                )
+            )
+        customer = windows.features(time_s, record.offset)
+        weekend, night = time_flags(time_s)
+        if mark is None or time_s > mark:
+            self.watermarks[partition] = time_s
+            mark = time_s
+        for expired in windows.expire(mark - self.config.horizon_s - self.config.max_lateness_s):
+            result.writes.append(
+                StateWrite(CUSTOMER_TABLE, partition, f"{tx.customer_id}|{expired}", None)
+            )
+        enriched = EnrichedTransaction(
+            transaction=tx,
+            customer_features=[tx.amount, weekend, night, *customer],
+            source_partition=partition,
+            source_offset=record.offset,
+            ingest_time=now,
+        )
+        result.outputs.append(
+            Output(
+                topic=self.config.enriched_topic,
+                key=encode_key(tx.terminal_id),
+                value=encode(enriched),
+                timestamp_ms=int(time_s * 1000),
+            )
+        )
+        result.enriched += 1
+
+    def _dead(self, result: IngestResult, record: Record, reason: str, letter: object) -> None:
+        from streams.events import DeadLetter
+
+        assert isinstance(letter, DeadLetter)
+        result.outputs.append(to_output(letter, self.config.dead_letter_topic, record.key))
+        result.dead[reason] += 1
