@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import Message
 
 from streams.batching import BatchingApp
-from streams.events import EnrichedTransaction
+from streams.events import EnrichedTransaction, Watermark
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.kafka import KafkaConnection
 from streams.publish import BatchPublisher
@@ -117,6 +117,7 @@ class StreamWorker:
         self.customers = CustomerStage(
             IngestConfig(
                 enriched_topic=topics.txn_by_terminal.name,
+                enriched_partitions=topics.partitions_of(topics.txn_by_terminal),
                 dead_letter_topic=topics.dead_letters.name,
                 max_lateness_s=worker.max_lateness_s,
             )
@@ -125,11 +126,14 @@ class StreamWorker:
             TerminalConfig(
                 dead_letter_topic=topics.dead_letters.name,
                 features_topic=topics.features.name if worker.emit_features else None,
+                upstream_partitions=topics.partitions_of(topics.transactions),
                 label_delay_s=worker.label_delay_days * day,
                 max_lateness_s=worker.max_lateness_s,
             )
         )
         self.held: list[Held] = []
+        #: Transactions featurized after waiting `label_wait_s` without being ready.
+        self.forced = 0
         self.lock = asyncio.Lock()
         self.tables = {
             CUSTOMER_TABLE: self._table(CUSTOMER_TABLE, self.customers),
@@ -140,6 +144,7 @@ class StreamWorker:
         self.app.batch_topics = frozenset(
             {topics.transactions.name, topics.labels.name, topics.txn_by_terminal.name}
         )
+        self.app.aligned_topics = {topics.transactions.name: worker.max_skew_s}
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         self.app.stop_hooks.append(self._stop_producer)
@@ -149,6 +154,8 @@ class StreamWorker:
         self.app.agent(self.transactions_topic, name="ingest")(self._ingest_agent)
         self.app.agent(terminal_channel, name="terminal")(self._terminal_agent)
         self.app.timer(0.05, name="release-held")(self._release_timer)
+        self.app.timer(1.0, name="idle-watermarks")(self._idle_watermarks)
+        self.read_offsets: dict[int, int] = {}
 
     def _table(self, name: str, stage: CustomerStage | TerminalStage) -> ChangelogTable:
         def assigned(partitions: set[int]) -> None:
@@ -208,10 +215,29 @@ class StreamWorker:
 
     # -- agents ---------------------------------------------------------------------
     async def _ingest_agent(self, stream: faust.StreamT) -> None:
-        publisher = await self._publisher()
+        self._ingest_publisher = publisher = await self._publisher()
         async for messages in stream:
             result = self.customers.process([to_record(m) for m in messages])
+            self.read_offsets[messages[-1].partition] = messages[-1].offset
             await self._send(publisher, [*self._entries(result.writes), *result.outputs])
+
+    async def _idle_watermarks(self) -> None:
+        """Move the watermarks of caught-up source partitions (see CustomerStage)."""
+        name = self.transactions_topic.get_topic_name()
+        consumer = self.app.consumer
+        caught_up = set()
+        for tp in consumer.assignment():
+            if tp.topic != name:
+                continue
+            highwater = consumer.highwater(tp)
+            read = self.read_offsets.get(tp.partition, -1)
+            if highwater is not None and read + 1 >= highwater:
+                caught_up.add(tp.partition)
+        outputs = self.customers.idle_watermarks(caught_up)
+        if outputs:
+            publisher = getattr(self, "_ingest_publisher", None)
+            if publisher is not None:
+                await self._send(publisher, outputs)
 
     async def _terminal_agent(self, stream: faust.StreamT) -> None:
         self._terminal_publisher = publisher = await self._publisher()
@@ -232,6 +258,8 @@ class StreamWorker:
                 decoded = self.terminals.decode_enriched(record)
                 if isinstance(decoded, EnrichedTransaction):
                     self.held.append(Held(message, record, decoded, now))
+                elif isinstance(decoded, Watermark):
+                    self.terminals.apply_watermark(record.partition, decoded)
                 else:
                     outputs.append(self.terminals.dead_letter_output(record, decoded))
         await self._send(publisher, outputs)
@@ -249,10 +277,11 @@ class StreamWorker:
         ready: list[Held] = []
         waiting: list[Held] = []
         for h in self.held:
-            if now - h.since >= self.label_wait_s or self.terminals.ready(
-                h.record.partition, h.enriched
-            ):
+            if self.terminals.ready(h.record.partition, h.enriched):
                 ready.append(h)
+            elif now - h.since >= self.label_wait_s:
+                ready.append(h)
+                self.forced += 1
             else:
                 waiting.append(h)
         for h in waiting:

@@ -16,6 +16,14 @@ Faust commits an offset only when it and every offset before it are acknowledged
 
 Other topics (changelogs during recovery, anything else) keep Faust's per-message
 path unchanged.
+
+**Event-time alignment.** A topic named in ``BatchingApp.aligned_topics`` is read so
+that its partitions progress together in event time (message timestamps): a partition
+more than the topic's allowed skew ahead of the slowest partition that still has data
+to read is left out of the next fetch until the others catch up. Without it a
+repartitioned stream interleaves source partitions days apart in event time (one
+partition's fetches can run far ahead), and windows downstream would wait or be
+wrong. This is the timestamp synchronization Kafka Streams applies to its inputs.
 """
 
 from __future__ import annotations
@@ -77,7 +85,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
         to_message = self._to_message
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                records, active = await self._wait_next_records(1.0)
+                records, active = await self._next_records(1.0)
                 await self.sleep(0)
                 if not records or self.should_stop:
                     continue
@@ -127,7 +135,54 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
                 return
             raise
 
+    async def _next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
+        """Fetch records of the active partitions, leaving out those too far ahead."""
+        if not self.flow_active:
+            await self.wait(self.can_resume_flow)
+        active = self._get_active_partitions()
+        if active and getattr(self.app, "aligned_topics", None):
+            active = self._aligned(active)
+        if not active:
+            await self.sleep(0.05)
+            return {}, active
+        records = await self._getmany(active_partitions=active, timeout=timeout)
+        return records, active
+
+    def _aligned(self, active: set[TP]) -> set[TP]:
+        aligned: dict[str, float] = self.app.aligned_topics
+        last_ts = self._last_timestamps
+        keep = set(active)
+        for topic, skew in aligned.items():
+            tps = [tp for tp in active if tp.topic == topic]
+            if len(tps) < 2:
+                continue
+            behind = [last_ts.get(tp, float("-inf")) for tp in tps if not self._caught_up(tp)]
+            if not behind:
+                continue
+            floor = min(behind) + skew
+            for tp in tps:
+                if last_ts.get(tp, float("-inf")) > floor:
+                    keep.discard(tp)
+        return keep
+
+    def _caught_up(self, tp: TP) -> bool:
+        """True when everything the broker holds for ``tp`` has been delivered."""
+        highwater = self.highwater(tp)
+        if highwater is None:
+            return False
+        read = self._read_offset.get(tp)
+        return highwater == 0 or (read is not None and read + 1 >= highwater)
+
+    @property
+    def _last_timestamps(self) -> dict[TP, float]:
+        try:
+            return self.__dict__["_last_ts"]  # type: ignore[no-any-return]
+        except KeyError:
+            self.__dict__["_last_ts"] = {}
+            return self.__dict__["_last_ts"]  # type: ignore[no-any-return]
+
     async def _deliver_batch(self, tp: TP, messages: list[Message], generation: int) -> None:
+        self._last_timestamps[tp] = messages[-1].timestamp
         on_message_in = self._on_message_in
         for message in messages:
             message.incref()
@@ -152,6 +207,8 @@ class BatchingApp(faust.App):  # type: ignore[misc]
     """A Faust app whose ``batch_topics`` reach their agents in fetched batches."""
 
     batch_topics: frozenset[str] = frozenset()
+    #: Topics read in event-time alignment, with their allowed skew in seconds.
+    aligned_topics: dict[str, float] = {}  # noqa: RUF012
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

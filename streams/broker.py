@@ -28,6 +28,7 @@ from streams.process import bind_to_parent
 
 logger = logging.getLogger(__name__)
 
+
 class BrokerError(RuntimeError):
     """The embedded broker could not be found, started or reached."""
 

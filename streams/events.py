@@ -277,6 +277,22 @@ class EnrichedTransaction(Event):
     """Wall-clock time the customer stage read it (for latency accounting)."""
 
 
+class Watermark(Event):
+    """Internal: a source partition's progress in event time, sent in-band.
+
+    The customer stage sends one to every `txn-by-terminal` partition after each
+    batch: every transaction of ``source_partition`` with an event time up to
+    ``event_time`` has been sent before it.
+    """
+
+    event_name: ClassVar[str] = "watermark"
+
+    source_partition: Annotated[int, Field(ge=0)]
+    """Partition of the `transactions` topic this watermark speaks for."""
+    event_time: AwareDatetime
+    """Every transaction of that partition up to this event time was sent before."""
+
+
 class FeatureVector(Event):
     """The complete feature vector of one valid transaction, keyed by terminal."""
 
@@ -338,6 +354,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DriftEvent,
         ModelUpdate,
         EnrichedTransaction,
+        Watermark,
         FeatureVector,
         LabeledExample,
     )

@@ -17,6 +17,13 @@ Cleaning rules (each tested, each counted):
   inserted in event-time order and get exact features as of their arrival.
 - **Impossible values** (negative, non-finite or absurd amounts, naive timestamps,
   malformed ids) are rejected by the schema at the validate stage.
+
+**Watermarks.** After each batch, the stage sends every `txn-by-terminal` partition a
+:class:`~streams.events.Watermark` for each source partition in the batch: its
+highest event time minus the allowed lateness, so every transaction of that partition
+up to that time has been sent before it. The terminal stage waits for these before
+computing windows that end at ``t - 7 days`` (source partitions progress at different
+speeds, and a repartitioned stream interleaves them arbitrarily).
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from datetime import UTC, datetime
 from models.features import CustomerWindows, time_flags
 from streams.codec import EventDecodeError, Reason, decode, encode, encode_key
 from streams.deadletter import dead_letter, from_decode_error, to_output
-from streams.events import EnrichedTransaction, Stage, Transaction
+from streams.events import DeadLetter, EnrichedTransaction, Stage, Transaction, Watermark
 from streams.records import Output, Record, StateWrite
 
 DAY_S = 86_400.0
 CUSTOMER_TABLE = "customer-windows"
+#: Key of watermark messages on `txn-by-terminal` ('~' never occurs in an id).
+WATERMARK_KEY = b"~watermark"
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class IngestConfig:
     """Plain configuration of the customer stage."""
 
     enriched_topic: str = "txn-by-terminal"
+    enriched_partitions: int = 4
     dead_letter_topic: str = "dead-letters"
     max_lateness_s: float = 3600.0
     horizon_s: float = 30 * DAY_S
@@ -67,6 +77,7 @@ class CustomerStage:
         self.customers: dict[str, CustomerWindows] = {}
         self.partition_of: dict[str, int] = {}
         self.watermarks: dict[int, float] = {}
+        self.sent_marks: dict[int, float] = {}
 
     # -- state recovery -------------------------------------------------------------
     def restore(self, partition: int, key: str, value: list[float] | None) -> None:
@@ -107,7 +118,45 @@ class CustomerStage:
             except Exception as exc:  # a bug must not take the batch down
                 letter = dead_letter(record, Stage.FEATURIZE, Reason.INTERNAL_ERROR, repr(exc))
                 self._dead(result, record, letter.reason, letter)
+        for partition in sorted({r.partition for r in records}):
+            mark = self.watermarks.get(partition)
+            if mark is not None:
+                result.outputs.extend(
+                    self.watermark_outputs(partition, mark - self.config.max_lateness_s)
+                )
         return result
+
+    def watermark_outputs(self, partition: int, mark: float) -> list[Output]:
+        """Watermark messages of one source partition, one per enriched partition.
+
+        Watermarks only move forward; an older one sends nothing.
+        """
+        if mark <= self.sent_marks.get(partition, float("-inf")):
+            return []
+        self.sent_marks[partition] = mark
+        value = encode(
+            Watermark(source_partition=partition, event_time=datetime.fromtimestamp(mark, UTC))
+        )
+        return [
+            Output(self.config.enriched_topic, WATERMARK_KEY, value, partition=p)
+            for p in range(self.config.enriched_partitions)
+        ]
+
+    def idle_watermarks(self, caught_up: set[int]) -> list[Output]:
+        """Advance the watermarks of partitions with nothing left to read.
+
+        A partition that is caught up (its consumer has read everything the broker
+        holds) would otherwise hold back every downstream window; its watermark moves
+        up to the highest one sent for this worker's partitions. Returns the
+        watermark messages to send (none when nothing moved).
+        """
+        if not self.sent_marks:
+            return []
+        top = max(self.sent_marks.values())
+        outputs: list[Output] = []
+        for partition in sorted(caught_up):
+            outputs.extend(self.watermark_outputs(partition, top))
+        return outputs
 
     def _process_one(self, record: Record, now: datetime, result: IngestResult) -> None:
         try:
@@ -183,9 +232,6 @@ class CustomerStage:
         )
         result.enriched += 1
 
-    def _dead(self, result: IngestResult, record: Record, reason: str, letter: object) -> None:
-        from streams.events import DeadLetter
-
-        assert isinstance(letter, DeadLetter)
+    def _dead(self, result: IngestResult, record: Record, reason: str, letter: DeadLetter) -> None:
         result.outputs.append(to_output(letter, self.config.dead_letter_topic, record.key))
         result.dead[reason] += 1

@@ -140,6 +140,9 @@ class WorkerSettings(Section):
     max_lateness_s: float = Field(default=3600.0, ge=0)
     """Events further than this behind their partition's event-time watermark are
     dead-lettered as `too_late`."""
+    max_skew_s: float = Field(default=3600.0, gt=0)
+    """How far (event time) one `transactions` partition may be read ahead of the
+    slowest one that still has data."""
     label_wait_s: float = Field(default=10.0, ge=0)
     """Longest a transaction waits for labels still in flight that could change its
     terminal features; 0 never waits."""

@@ -3,16 +3,21 @@
 Pure, like :mod:`streams.ingest`. The Faust agents feed it `labels` records and
 `txn-by-terminal` records of the same partitions (both keyed by terminal id).
 
-**Determinism under the label race.** Labels and transactions arrive on two topics
-with no global order. A terminal feature of a transaction at event time ``t`` counts
-the labels whose label time is ``<= t``. Each partition keeps a *label watermark*:
-the highest label time applied so far (producers publish labels in label-time order,
-so every label of that partition with a smaller label time has been applied). A
-transaction is :meth:`ready` when the watermark has passed ``t``, or when no
-transaction in its terminal's windows still lacks a label (then no label can change
-its features). The agent waits for readiness up to a configured bound
-(``label_wait_s``); labels with a label time after ``t`` that were applied early are
-ignored by the feature computation, so arriving late or early gives the same value.
+**Determinism.** A terminal feature of a transaction at event time ``t`` looks at the
+terminal's transactions up to ``t - delay`` and at the labels known at ``t``. Both
+arrive with no global order: transactions from every source partition interleaved
+on the repartition topic, labels on their own topic. A transaction is :meth:`ready`
+when
+
+- every source partition's in-band :class:`~streams.events.Watermark` has reached
+  ``t - delay`` (all transactions its windows count have arrived), and
+- this partition's *label watermark* (the highest label time applied; producers
+  publish labels in label-time order) has passed ``t``, or no transaction in the
+  terminal's windows still lacks a label (no label in flight can change it).
+
+The agent waits for readiness up to a configured bound (``label_wait_s``). Labels with
+a label time after ``t`` that were applied early are ignored by the computation, so
+the features come out the same whatever the arrival order.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from dataclasses import dataclass, field
 from models.features import FEATURE_NAMES, TerminalWindows
 from streams.codec import EventDecodeError, Reason, decode, encode, encode_key
 from streams.deadletter import dead_letter, from_decode_error, to_output
-from streams.events import DeadLetter, EnrichedTransaction, FeatureVector, Label, Stage
+from streams.events import (
+    DeadLetter,
+    EnrichedTransaction,
+    FeatureVector,
+    Label,
+    Stage,
+    Watermark,
+)
+from streams.ingest import WATERMARK_KEY
 from streams.records import Output, Record, StateWrite
 
 DAY_S = 86_400.0
@@ -37,6 +50,7 @@ class TerminalConfig:
 
     dead_letter_topic: str = "dead-letters"
     features_topic: str | None = "features"
+    upstream_partitions: int = 4
     label_delay_s: float = 7 * DAY_S
     horizon_s: float = 30 * DAY_S
     max_lateness_s: float = 3600.0
@@ -81,6 +95,7 @@ class TerminalStage:
         self.partition_of: dict[str, int] = {}
         self.label_watermarks: dict[int, float] = {}
         self.watermarks: dict[int, float] = {}
+        self.upstream: dict[int, dict[int, float]] = {}
 
     # -- state recovery -------------------------------------------------------------
     def restore(self, partition: int, key: str, value: list[float | None] | None) -> None:
@@ -108,7 +123,7 @@ class TerminalStage:
         for terminal_id in [t for t, p in self.partition_of.items() if p not in keep]:
             self.terminals.pop(terminal_id, None)
             self.partition_of.pop(terminal_id, None)
-        for marks in (self.label_watermarks, self.watermarks):
+        for marks in (self.label_watermarks, self.watermarks, self.upstream):
             for p in [p for p in marks if p not in keep]:
                 del marks[p]
 
@@ -148,9 +163,19 @@ class TerminalStage:
         return result
 
     # -- transactions ---------------------------------------------------------------
+    def apply_watermark(self, partition: int, watermark: Watermark) -> None:
+        """Record a source partition's progress as seen on ``partition``."""
+        marks = self.upstream.setdefault(partition, {})
+        self._advance(marks, watermark.source_partition, watermark.event_time.timestamp())
+
     def ready(self, partition: int, enriched: EnrichedTransaction) -> bool:
-        """True when no label still in flight can change this transaction's features."""
+        """True when nothing still in flight can change this transaction's features."""
         time_s = enriched.transaction.event_time.timestamp()
+        marks = self.upstream.get(partition)
+        if marks is None or len(marks) < self.config.upstream_partitions:
+            return False
+        if min(marks.values()) < time_s - self.config.label_delay_s:
+            return False
         mark = self.label_watermarks.get(partition)
         if mark is not None and mark > time_s:
             return True
@@ -159,9 +184,11 @@ class TerminalStage:
             return True
         return windows.unlabeled(time_s, self.config.label_delay_s) == 0
 
-    def decode_enriched(self, record: Record) -> EnrichedTransaction | DeadLetter:
+    def decode_enriched(self, record: Record) -> EnrichedTransaction | Watermark | DeadLetter:
         """Decode a `txn-by-terminal` record, or a dead letter for it."""
         try:
+            if record.key == WATERMARK_KEY:
+                return decode(Watermark, record.value)
             return decode(EnrichedTransaction, record.value)
         except EventDecodeError as exc:
             return from_decode_error(record, exc)
