@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from producers.simulation.batch import Batch
 from producers.simulation.config import DAY_SECONDS, Scenario, SimulationConfig
 from producers.simulation.drift import AmountShift, CardTesting, Drift, FraudSurge, format_drift
-from producers.simulation.profiles import Customers, Terminals, make_profiles
+from producers.simulation.profiles import CHANNELS, Customers, Terminals, make_profiles
 
 # Genuine transactions happen around midday with this spread (seconds).
 _MIDDAY = DAY_SECONDS / 2
@@ -180,7 +180,7 @@ class Simulator:
         key = _drift_key(drift)
         pool = state.pools.get(key)
         if pool is None:
-            ecom = np.flatnonzero(self.terminals.channel == 1)
+            ecom = np.flatnonzero(self.terminals.channel == CHANNELS.index("ecom"))
             candidates = ecom if ecom.size else np.arange(cfg.n_terminals)
             size = min(drift.terminals, candidates.size)
             pool = np.sort(_rng(cfg.seed, _DRIFT, key, 0).choice(candidates, size, replace=False))

@@ -113,6 +113,9 @@ def _neighbourhoods(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """CSR lists of the terminals within ``radius`` of each customer (distance inclusive).
 
+    Terminals are bucketed in square cells at least ``radius`` wide, so each customer
+    only measures the terminals of the 3 x 3 cells around its own.
+
     Examples
     --------
     >>> start, members = _neighbourhoods(
@@ -121,29 +124,46 @@ def _neighbourhoods(
     >>> start.tolist(), members.tolist()
     ([0, 2, 2], [0, 2])
     """
-    # Terminals sorted by x: each customer only compares the band |x - cx| <= radius.
-    order = np.argsort(tx, kind="stable")
-    sx, sy = tx[order], ty[order]
-    lo = np.searchsorted(sx, cx - radius, side="left")
-    hi = np.searchsorted(sx, cx + radius, side="right")
-    r2 = radius * radius
+    side = max(radius, GRID_SIZE / 1_000)
+    n_cells = max(1, int(np.ceil(GRID_SIZE / side)))
+
+    def cell(v: NDArray[np.float64]) -> NDArray[np.int64]:
+        return np.clip((v // side).astype(np.int64), 0, n_cells - 1)
+
+    order = np.argsort(cell(tx) * n_cells + cell(ty), kind="stable")
+    per_cell = np.bincount(cell(tx) * n_cells + cell(ty), minlength=n_cells * n_cells)
+    cell_start = np.concatenate(([0], np.cumsum(per_cell)))
+    ccx, ccy = cell(cx), cell(cy)
+    # One candidate range of sorted terminals per customer and neighbouring cell.
+    who, lo, hi = [], [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            nx, ny = ccx + dx, ccy + dy
+            inside = np.flatnonzero((nx >= 0) & (nx < n_cells) & (ny >= 0) & (ny < n_cells))
+            key = nx[inside] * n_cells + ny[inside]
+            who.append(inside)
+            lo.append(cell_start[key])
+            hi.append(cell_start[key + 1])
+    owner, first, last = np.concatenate(who), np.concatenate(lo), np.concatenate(hi)
+    size = last - first
     rows: list[NDArray[np.int64]] = []
     cols: list[NDArray[np.int64]] = []
-    band = hi - lo
-    first = 0
-    while first < cx.size:
-        # As many customers as fit the chunk's pair budget (at least one).
-        cum = np.cumsum(band[first:])
-        last = first + max(1, int(np.searchsorted(cum, _PAIRS_PER_CHUNK, side="right")))
-        c = np.repeat(np.arange(first, last), band[first:last])
-        offsets = np.arange(c.size) - np.repeat(
-            np.cumsum(band[first:last]) - band[first:last], band[first:last]
+    r2 = radius * radius
+    begin = 0
+    while begin < owner.size:
+        # As many ranges as fit the chunk's pair budget (at least one).
+        cum = np.cumsum(size[begin:])
+        end = begin + max(1, int(np.searchsorted(cum, _PAIRS_PER_CHUNK, side="right")))
+        span = size[begin:end]
+        c = np.repeat(owner[begin:end], span)
+        pos = np.repeat(first[begin:end], span) + (
+            np.arange(c.size) - np.repeat(np.cumsum(span) - span, span)
         )
-        pos = lo[c] + offsets
-        near = (sx[pos] - cx[c]) ** 2 + (sy[pos] - cy[c]) ** 2 <= r2
+        t = order[pos]
+        near = (tx[t] - cx[c]) ** 2 + (ty[t] - cy[c]) ** 2 <= r2
         rows.append(c[near])
-        cols.append(order[pos[near]])
-        first = last
+        cols.append(t[near])
+        begin = end
     row = np.concatenate(rows) if rows else np.empty(0, np.int64)
     col = np.concatenate(cols) if cols else np.empty(0, np.int64)
     # Group by customer, terminal ids ascending within each customer.
