@@ -101,3 +101,23 @@ class TerminalWindows:
         for g in gone:
             self.remove(g)
         return gone
+
+
+class _Report:
+    def __init__(self, ours, ref):  # type: ignore[no-untyped-def]
+        import numpy as np
+        self.rates = {}
+        ok = np.ones(len(ours), bool)
+        for f in FEATURE_NAMES:
+            m = np.abs(ours[f].to_numpy() - ref[f].to_numpy()) <= 1e-6
+            self.rates[f] = m.mean()
+            ok &= m
+        self.fraction = float(ok.mean())
+
+    def render(self) -> str:
+        lines = [f"{f:40s} {r:.6f}" for f, r in self.rates.items()]
+        return "\n".join(lines + [f"parity: {self.fraction:.6f}"])
+
+
+def compare_features(ours, ref):  # type: ignore[no-untyped-def]
+    return _Report(ours, ref)

@@ -25,6 +25,7 @@ import pandas as pd
 from aiokafka import AIOKafkaProducer
 
 from producers.frames import load_transactions
+from producers.simulation.emit import parse_delay
 from streams.codec import encode
 from streams.events import Label, Transaction
 from streams.kafka import KafkaConnection
@@ -35,11 +36,17 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class ReplayConfig:
-    """What to replay and how fast."""
+    """What to replay and how fast.
+
+    ``label_delay`` is a delay spec (``7d``, ``1d..14d``, ``5d+exp:1d``; see
+    :func:`producers.simulation.parse_delay`), drawn per event with ``seed``; None
+    publishes no labels. A frame with its own ``label_time`` column keeps it.
+    """
 
     transactions_topic: str = "transactions"
     labels_topic: str = "labels"
-    label_delay_s: float | None = 7 * 86_400.0
+    label_delay: str | None = "7d"
+    seed: int = 0
     speed: float | None = None
     start: datetime | None = None
     end: datetime | None = None
@@ -62,7 +69,20 @@ class ReplaySummary:
         return (self.transactions + self.labels) / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def schedule(frame: pd.DataFrame, label_delay_s: float | None) -> tuple[np.ndarray, np.ndarray]:
+def with_label_times(frame: pd.DataFrame, label_delay: str | None, seed: int = 0) -> pd.DataFrame:
+    """The frame with a ``label_time`` column (kept if present; none without labels)."""
+    if "label_time" in frame or label_delay is None or "is_fraud" not in frame:
+        return frame
+    model = parse_delay(label_delay)
+    rng = np.random.default_rng(seed)
+    delays = np.asarray(model(rng, frame["is_fraud"].to_numpy(dtype=bool)), dtype=np.float64)
+    seconds = np.maximum(np.rint(delays), 0).astype("int64")
+    out = frame.copy()
+    out["label_time"] = frame["event_time"] + pd.to_timedelta(seconds, unit="s")
+    return out
+
+
+def schedule(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Publication order of a frame's transactions and labels.
 
     Returns ``(kinds, rows)``: kind 0 is a label, 1 a transaction, in event-time order
@@ -73,11 +93,8 @@ def schedule(frame: pd.DataFrame, label_delay_s: float | None) -> tuple[np.ndarr
     if "label_time" in frame:
         label_ns = frame["label_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
         has_label = ~pd.isna(frame["label_time"]).to_numpy()
-    elif label_delay_s is not None and "is_fraud" in frame:
-        label_ns = tx_ns + int(label_delay_s * 1e9)
-        has_label = np.ones(n, dtype=bool)
     else:
-        label_ns = np.zeros(0, dtype=np.int64)
+        label_ns = np.zeros(n, dtype=np.int64)
         has_label = np.zeros(n, dtype=bool)
     label_rows = np.flatnonzero(has_label)
     times = np.concatenate([label_ns[label_rows], tx_ns])
@@ -99,18 +116,15 @@ async def replay(
         if isinstance(source, pd.DataFrame)
         else load_transactions(source, config.start, config.end)
     )
-    kinds, rows = schedule(frame, config.label_delay_s)
+    frame = with_label_times(frame, config.label_delay, config.seed)
+    kinds, rows = schedule(frame)
     ids = frame["transaction_id"].tolist()
     times = frame["event_time"].tolist()
     customers = frame["customer_id"].tolist()
     terminals = frame["terminal_id"].tolist()
     amounts = frame["amount"].tolist()
     frauds = frame["is_fraud"].tolist() if "is_fraud" in frame else None
-    if "label_time" in frame:
-        label_times = frame["label_time"].tolist()
-    else:
-        delay = pd.Timedelta(seconds=config.label_delay_s or 0.0)
-        label_times = [t + delay for t in times]
+    label_times = frame["label_time"].tolist() if "label_time" in frame else []
     event_ns = frame["event_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
     producer = AIOKafkaProducer(

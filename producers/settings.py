@@ -6,6 +6,8 @@ Env prefix ``STREAMSCORE_``, sections nested with ``__``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,12 +19,15 @@ class Section(BaseModel):
 
 
 class ReplaySettings(Section):
-    """Defaults of `streamscore replay`."""
+    """Defaults of `streamscore replay` and the commands that replay files."""
 
     label_delay: str = "7d"
-    """Delay between a transaction and its label, in event time (e.g. `7d`, `36h`)."""
+    """Delay between a transaction and its label in event time: a duration (`7d`, `36h`),
+    a range (`1d..14d`), an exponential (`exp:2d`) or a sum (`5d+exp:1d`)."""
     linger_ms: int = Field(default=20, ge=0)
     """Producer linger: how long a batch may wait to fill up."""
+    handbook_dir: Path = Path("../shared/data/handbook")
+    """Directory of the handbook benchmark files (transactions and reference features)."""
 
 
 class ProducersSettings(BaseSettings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -71,6 +72,157 @@ def worker(
     from streams.worker import run_worker
 
     run_worker(StreamsSettings(), log_level=faust_log_level.upper())
+
+
+def _date(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _speed(text: str | None, as_fast_as_possible: bool) -> float | None:
+    if as_fast_as_possible or text is None:
+        return None
+    return float(text.lower().removesuffix("x"))
+
+
+@app.command()
+def replay(
+    file: Path = typer.Argument(..., help="Transactions file (.parquet or .csv)."),
+    speed: str = typer.Option("1000x", help="Event seconds per wall second, e.g. 1000x."),
+    max_speed: bool = typer.Option(False, "--max", help="As fast as the broker takes it."),
+    label_delay: str = typer.Option(
+        None, help="Label delay spec (7d, 1d..14d, 5d+exp:1d). Default: settings."
+    ),
+    start: str = typer.Option(None, "--from", help="First event time (ISO date, UTC)."),
+    end: str = typer.Option(None, "--to", help="Events before this time (ISO date, UTC)."),
+    seed: int = typer.Option(0, help="Seed of random label delays."),
+) -> None:
+    """Publish a transactions file in event-time order, with delayed labels."""
+    import asyncio
+
+    from producers.replay import ReplayConfig
+    from producers.replay import replay as run_replay
+    from producers.settings import ProducersSettings
+    from streams.progress import progress_bars
+    from streams.runtime import kafka_connection
+
+    settings = StreamsSettings()
+    producers = ProducersSettings()
+    _warn_if_embedded(settings, "the replayed data ends with this command")
+    config = ReplayConfig(
+        transactions_topic=settings.topics.transactions.name,
+        labels_topic=settings.topics.labels.name,
+        label_delay=label_delay or producers.replay.label_delay,
+        seed=seed,
+        speed=_speed(speed, max_speed),
+        start=_date(start),
+        end=_date(end),
+        linger_ms=producers.replay.linger_ms,
+    )
+    with kafka_connection(settings) as conn, progress_bars() as update:
+        summary = asyncio.run(
+            run_replay(conn, file, config, progress=lambda i, n: update("replay", i, n))
+        )
+    console.print(
+        f"replay: transactions={summary.transactions} labels={summary.labels} "
+        f"wall_s={summary.wall_s:.1f} msgs_per_s={summary.messages_per_s:,.0f}"
+    )
+
+
+@app.command()
+def simulate(
+    days: int = typer.Option(183, help="Length of the stream in days."),
+    seed: int = typer.Option(0, help="Seed of every random draw."),
+    drift: list[str] = typer.Option(
+        None, help="Scripted change, repeatable: KIND@day=N[,key=value...]."
+    ),
+    label_delay: str = typer.Option("7d", help="Label delay spec (7d, 1d..14d, 5d+exp:1d)."),
+    customers: int = typer.Option(5000, help="Number of customers."),
+    terminals: int = typer.Option(10000, help="Number of terminals."),
+    speed: str = typer.Option("1000x", help="Event seconds per wall second, e.g. 1000x."),
+    max_speed: bool = typer.Option(False, "--max", help="As fast as the broker takes it."),
+    out: Path = typer.Option(None, help="Write a Parquet file instead of publishing."),
+) -> None:
+    """Generate a synthetic card-transaction stream (seeded) and publish it with labels."""
+    import asyncio
+
+    from producers.frames import normalize
+    from producers.replay import ReplayConfig
+    from producers.replay import replay as run_replay
+    from producers.simulation import SimulationConfig, parse_drifts, simulate_frame
+    from streams.progress import progress_bars
+    from streams.runtime import kafka_connection
+
+    config = SimulationConfig(
+        n_customers=customers,
+        n_terminals=terminals,
+        days=days,
+        seed=seed,
+        drifts=parse_drifts(drift or []),
+    )
+    frame = simulate_frame(config)
+    if out is not None:
+        frame.to_parquet(out)
+        console.print(f"simulate: wrote {len(frame)} transactions to {out}")
+        return
+    settings = StreamsSettings()
+    _warn_if_embedded(settings, "the generated data ends with this command")
+    replay_config = ReplayConfig(
+        transactions_topic=settings.topics.transactions.name,
+        labels_topic=settings.topics.labels.name,
+        label_delay=label_delay,
+        seed=seed,
+        speed=_speed(speed, max_speed),
+    )
+    with kafka_connection(settings) as conn, progress_bars() as update:
+        summary = asyncio.run(
+            run_replay(
+                conn, normalize(frame), replay_config, progress=lambda i, n: update("simulate", i, n)
+            )
+        )
+    console.print(
+        f"simulate: transactions={summary.transactions} labels={summary.labels} "
+        f"wall_s={summary.wall_s:.1f} msgs_per_s={summary.messages_per_s:,.0f}"
+    )
+
+
+@app.command()
+def parity(
+    file: Path = typer.Option(None, help="Transactions file. Default: the handbook's."),
+    reference: Path = typer.Option(None, help="Reference features. Default: the handbook's."),
+    start: str = typer.Option(None, "--from", help="First event time compared (ISO date, UTC)."),
+    end: str = typer.Option(None, "--to", help="Compare events before this time (ISO date)."),
+    log_dir: Path = typer.Option(Path("var/parity"), help="Where worker logs go."),
+) -> None:
+    """Replay through broker and worker, compare features with the reference.
+
+    Ends with the line `parity: <fraction of transactions whose features all match>`.
+    """
+    from producers.settings import ProducersSettings
+    from streams.parity import run_parity
+
+    settings = StreamsSettings()
+    handbook = ProducersSettings().replay.handbook_dir
+    report = run_parity(
+        settings,
+        file or handbook / "transactions.parquet",
+        reference or handbook / "reference_features.parquet",
+        _date(start),
+        _date(end),
+        log_dir=log_dir,
+        console=console,
+    )
+    raise typer.Exit(0 if report.accounted else 1)
+
+
+def _warn_if_embedded(settings: StreamsSettings, what: str) -> None:
+    if not settings.kafka.bootstrap_servers:
+        console.print(
+            "[yellow]no STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS set: using a temporary embedded "
+            f"broker ({what})[/yellow]"
+        )
 
 
 @topics_app.command("create")

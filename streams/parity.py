@@ -8,6 +8,7 @@ the features of ``[start, end)`` with the reference file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.console import Console
 
-from models.features import FEATURE_NAMES
+from models.features import FEATURE_NAMES, compare_features
 from producers.frames import load_transactions
 from producers.replay import ReplayConfig, ReplaySummary, replay
 from streams.harness import Harness, read_topics
 from streams.kafka import KafkaConnection
+from streams.progress import progress_bars
+from streams.runtime import kafka_connection
 from streams.settings import StreamsSettings
 
 WARMUP = timedelta(days=37)
@@ -69,6 +73,7 @@ async def replay_through_pipeline(
     log_dir: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     between: Callable[[Harness], None] | None = None,
+    label_delay: str | None = "7d",
 ) -> PipelineRun:
     """Replay ``frame`` through a fresh worker and read back features and dead letters."""
     with Harness(settings, conn, log_dir=log_dir) as harness:
@@ -81,7 +86,7 @@ async def replay_through_pipeline(
             ReplayConfig(
                 transactions_topic=topics.transactions.name,
                 labels_topic=topics.labels.name,
-                label_delay_s=settings.worker.label_delay_days * 86_400.0,
+                label_delay=label_delay,
             ),
             progress=None if on_progress is None else lambda i, n: on_progress("replay", i, n),
         )
@@ -135,3 +140,48 @@ def parity_frame(
         compare = compare[compare["event_time"] < pd.Timestamp(end)]
         frame = frame[frame["event_time"] < pd.Timestamp(end)]
     return frame.reset_index(drop=True), compare.reset_index(drop=True)
+
+
+@dataclass
+class ParityOutcome:
+    """What `streamscore parity` found."""
+
+    fraction: float
+    accounted: bool
+    run: PipelineRun
+
+
+def run_parity(
+    settings: StreamsSettings,
+    file: Path,
+    reference: Path,
+    start: datetime | None,
+    end: datetime | None,
+    log_dir: Path | None = None,
+    console: Console | None = None,
+) -> ParityOutcome:
+    """Replay ``[start - warm-up, end)`` through a fresh worker and compare features."""
+    console = console or Console()
+    frame, compare = parity_frame(file, start, end)
+    console.print(
+        f"parity: replaying {len(frame):,} transactions "
+        f"({len(compare):,} compared) from {file}"
+    )
+    with kafka_connection(settings) as conn, progress_bars() as update:
+        run = asyncio.run(
+            replay_through_pipeline(settings, conn, frame, log_dir=log_dir, on_progress=update)
+        )
+    acc = run.accounting
+    console.print(
+        f"accounting: transactions={len(acc.expected):,} featurized={len(acc.featurized):,} "
+        f"dead_letters={sum(acc.dead.values()):,} missing={len(acc.missing):,} "
+        f"duplicates={acc.duplicates:,}"
+    )
+    ids = compare["transaction_id"]
+    ours = run.features.reindex(ids)
+    ref = load_reference(reference).reindex(ids)
+    ref.insert(0, "TX_AMOUNT", compare.set_index("transaction_id")["amount"])
+    report = compare_features(ours, ref[list(FEATURE_NAMES)])
+    console.print(report.render())
+    accounted = not acc.missing and acc.duplicates == 0
+    return ParityOutcome(report.fraction, accounted, run)
