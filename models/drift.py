@@ -25,9 +25,9 @@ order they shift every night and weekend, so leave them out of ``monitored``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from river import drift
@@ -47,9 +47,17 @@ __all__ = [
 ]
 
 
+# River's detectors are only partly annotated; call them through untyped references.
+_RIVER: dict[str, Callable[..., Any]] = {
+    "ADWIN": drift.ADWIN,
+    "PageHinkley": drift.PageHinkley,
+    "KSWIN": drift.KSWIN,
+}
+
+
 def make_error_detector(delta: float = 0.002) -> DriftDetector:
     """ADWIN over the error of matured labels (smaller ``delta``: fewer false alarms)."""
-    detector: DriftDetector = drift.ADWIN(delta=delta)
+    detector: DriftDetector = _RIVER["ADWIN"](delta=delta)
     return detector
 
 
@@ -57,7 +65,7 @@ def make_page_hinkley(
     threshold: float = 50.0, delta: float = 0.005, min_instances: int = 30
 ) -> DriftDetector:
     """Page-Hinkley on a stream's mean (both directions), e.g. per-batch mean scores."""
-    detector: DriftDetector = drift.PageHinkley(
+    detector: DriftDetector = _RIVER["PageHinkley"](
         min_instances=min_instances, delta=delta, threshold=threshold, mode="both"
     )
     return detector
@@ -67,7 +75,7 @@ def make_kswin(
     alpha: float = 0.0001, window_size: int = 300, stat_size: int = 100, seed: int = 0
 ) -> DriftDetector:
     """River's KSWIN (sliding-window KS test without a reference), e.g. on subsampled scores."""
-    detector: DriftDetector = drift.KSWIN(
+    detector: DriftDetector = _RIVER["KSWIN"](
         alpha=alpha, window_size=window_size, stat_size=stat_size, seed=seed
     )
     return detector
@@ -142,9 +150,7 @@ class ReferenceCusum:
         ref = np.asarray(reference, dtype=np.float64)
         mean, std = float(ref.mean()), float(ref.std())
         z = np.clip((ref - mean) / (std if std > 0 else 1e-9), -clip, clip)
-        return cls(
-            mean, std, k=k, h=h, clip=clip, z_mean=float(z.mean()), z_std=float(z.std())
-        )
+        return cls(mean, std, k=k, h=h, clip=clip, z_mean=float(z.mean()), z_std=float(z.std()))
 
     def standardize(self, values: FloatArray) -> F64:
         """Map raw values to the in-control N(0, 1)-like scale."""
@@ -333,7 +339,7 @@ class DriftMonitor:
         self._ks = {
             key: WindowKS(sample(values), window=cfg.ks_window) for key, values in streams.items()
         }
-        self._adwin = drift.ADWIN(delta=cfg.error_delta)
+        self._adwin: Any = _RIVER["ADWIN"](delta=cfg.error_delta)
         self.rows_seen = 0
         self.labels_seen = 0
         self._next_ks = cfg.ks_every
@@ -363,15 +369,15 @@ class DriftMonitor:
         if features is not None:
             M = np.asarray(features, dtype=np.float64)
             if M.shape != (n, len(self.feature_names)):
-                raise ValueError(f"features shape {M.shape}: expected ({n}, {len(self.feature_names)})")
+                raise ValueError(
+                    f"features shape {M.shape}: expected ({n}, {len(self.feature_names)})"
+                )
             values.update({name: M[:, j] for name, j in self._columns.items()})
         for key, column in values.items():
             kind: Literal["score", "feature"] = "score" if key is None else "feature"
             cusum = self._cusum[key]
             for i, shift in cusum.update_many(column):
-                out.append(
-                    DriftFiring("cusum", kind, key, shift, cusum.h, self.rows_seen + i)
-                )
+                out.append(DriftFiring("cusum", kind, key, shift, cusum.h, self.rows_seen + i))
             self._ks[key].add(column)
         self.rows_seen += n
         if self.rows_seen >= self._next_ks:

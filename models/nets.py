@@ -182,7 +182,9 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _pos_weight(y: npt.NDArray[np.bool_], class_weight: Literal["balanced"] | float | None) -> float:
+def _pos_weight(
+    y: npt.NDArray[np.bool_], class_weight: Literal["balanced"] | float | None
+) -> float:
     if class_weight is None:
         return 1.0
     if class_weight == "balanced":

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as _package_version
 from typing import Any, Literal
@@ -34,6 +34,7 @@ from river import compose, forest, linear_model, optim, preprocessing, tree
 from models.protocols import F64, FloatArray, OnlineLearner
 
 __all__ = [
+    "LEARNER_KINDS",
     "LogisticLearner",
     "SnapshotError",
     "SnapshotMeta",
@@ -258,7 +259,7 @@ class TreeLearner:
         predict = self._model.predict_proba_one
         names = self._names
         return np.array(
-            [predict(dict(zip(names, row))).get(True, 0.0) for row in M.tolist()],
+            [predict(dict(zip(names, row, strict=True))).get(True, 0.0) for row in M.tolist()],
             dtype=np.float64,
         )
 
@@ -283,15 +284,11 @@ def _unpickle_state(payload: bytes, kind: str, names: tuple[str, ...]) -> tuple[
     return state["model"], int(state["n"])
 
 
-_FACTORIES: dict[str, Callable[[Sequence[str]], OnlineLearner]] = {
-    "logistic": lambda names: LogisticLearner(names),
-    "hoeffding_adaptive_tree": lambda names: TreeLearner(names, kind="hoeffding_adaptive_tree"),
-    "adaptive_random_forest": lambda names: TreeLearner(names, kind="adaptive_random_forest"),
-}
+LEARNER_KINDS = ("logistic", "hoeffding_adaptive_tree", "adaptive_random_forest")
 
 
 def make_learner(kind: str, feature_names: Sequence[str], **params: Any) -> OnlineLearner:
-    """Build a learner by kind: ``logistic``, ``hoeffding_adaptive_tree``, ``adaptive_random_forest``.
+    """Build a learner: ``logistic``, ``hoeffding_adaptive_tree`` or ``adaptive_random_forest``.
 
     Examples
     --------
@@ -300,9 +297,11 @@ def make_learner(kind: str, feature_names: Sequence[str], **params: Any) -> Onli
     """
     if kind == "logistic":
         return LogisticLearner(feature_names, **params)
-    if kind in ("hoeffding_adaptive_tree", "adaptive_random_forest"):
-        return TreeLearner(feature_names, kind=kind, **params)
-    raise ValueError(f"unknown learner kind {kind!r}; known: {sorted(_FACTORIES)}")
+    if kind == "hoeffding_adaptive_tree":
+        return TreeLearner(feature_names, kind="hoeffding_adaptive_tree", **params)
+    if kind == "adaptive_random_forest":
+        return TreeLearner(feature_names, kind="adaptive_random_forest", **params)
+    raise ValueError(f"unknown learner kind {kind!r}; known: {list(LEARNER_KINDS)}")
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -429,9 +428,9 @@ def load_snapshot(blob: bytes, key: bytes) -> tuple[SnapshotMeta, OnlineLearner]
         Bad signature or format, unknown kind, or the payload contradicts the header.
     """
     meta, payload = verify_snapshot(blob, key)
-    if meta.kind not in _FACTORIES:
+    if meta.kind not in LEARNER_KINDS:
         raise SnapshotError(f"snapshot of unknown learner kind {meta.kind!r}")
-    learner = _FACTORIES[meta.kind](meta.feature_names)
+    learner = make_learner(meta.kind, meta.feature_names)
     learner.restore(payload)
     if learner.n_learned != meta.n_learned:
         raise SnapshotError("snapshot payload contradicts its header (label count)")
