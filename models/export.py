@@ -101,6 +101,8 @@ def export_onnx(
     with warnings.catch_warnings():
         # torch's own deprecations inside the exporter are not actionable here.
         warnings.simplefilter("ignore", category=FutureWarning)
+        # nn.GRU re-assigns its flat weight list while being traced; harmless.
+        warnings.filterwarnings("ignore", message="The tensor attributes .* during export")
         program = torch.onnx.export(
             module,
             (example,),
