@@ -7,7 +7,8 @@ Two families:
   River's arithmetic in numpy from the scaler's running statistics and the
   weights (same operations, same order, float64), so it returns the probabilities
   ``predict_proba_one`` would (identical logits, probabilities bit for bit in
-  our tests) at millions of rows a second. ``contributions_many`` gives each feature's exact share of the logit.
+  our tests) at millions of rows a second. ``contributions_many`` gives each
+  feature's exact share of the logit.
 - :class:`TreeLearner`: a Hoeffding adaptive tree or an adaptive random forest;
   slower to learn and batch scoring loops over rows (no vectorized path).
 

@@ -95,7 +95,9 @@ def test_training_is_deterministic_for_a_seed() -> None:
     first = train_ffnn(X, y, hidden=(8,), epochs=3, seed=3)
     again = train_ffnn(X, y, hidden=(8,), epochs=3, seed=3)
     other = train_ffnn(X, y, hidden=(8,), epochs=3, seed=4)
-    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+    for a, b in zip(
+        first.model.state_dict().values(), again.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b)
     assert first.history == again.history
     assert first.history != other.history
@@ -112,7 +114,9 @@ def test_training_returns_the_best_epoch_by_validation_loss() -> None:
     pos_weight = torch.tensor((~y).sum() / y.sum())
     loss = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     with torch.no_grad():
-        again = loss(result.model.logits(torch.from_numpy(Xv)), torch.from_numpy(yv[:, None] * 1.0).float())
+        again = loss(
+            result.model.logits(torch.from_numpy(Xv)), torch.from_numpy(yv[:, None] * 1.0).float()
+        )
     assert float(again) == pytest.approx(result.best_val_loss, rel=1e-5)
 
 

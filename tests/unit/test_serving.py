@@ -123,7 +123,13 @@ def test_score_batch_is_safe_from_several_threads(scorer: OnnxScorer) -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(arrays(np.float32, st.tuples(st.integers(1, 40), st.just(3)), elements=st.floats(-1e6, 1e6, width=32)))
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 40), st.just(3)),
+        elements=st.floats(-1e6, 1e6, width=32),
+    )
+)
 def test_scores_are_probabilities_for_any_finite_input(X: np.ndarray) -> None:
     s = OnnxScorer(logistic_onnx(NAMES, WEIGHTS), feature_names=NAMES, warmup_batch_sizes=())
     p = s.score_batch(X)
