@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from river import drift
 
 from models.protocols import F64, DriftDetector, FloatArray
@@ -254,7 +255,7 @@ class ReferenceCusum:
             x = blocks - self.center[:, None]
             stats, runs = self._cusum(np.concatenate([x, -x]), self._s, self._run)
             n = self.n_streams
-            over = (stats > self.h).any(axis=1)
+            over: npt.NDArray[np.bool_] = np.any(stats > self.h, axis=1)
             slow = over[:n] | over[n:] | (self._relearn > 0)
             quiet = np.concatenate([~slow, ~slow])
             self._s[quiet], self._run[quiet] = stats[quiet, -1], runs[quiet, -1]

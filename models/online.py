@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,14 +137,18 @@ class LogisticLearner:
         return float(self._model.predict_proba_one(_ordered(x, self._names)).get(True, 0.0))
 
     def _parameters(self) -> tuple[F64, F64, F64, float]:
-        """(means, standard deviations with 0 where the variance is 0, weights, intercept)."""
+        """(means, divisors, weights, intercept); the divisor of a zero variance is inf.
+
+        River maps a feature of zero variance to 0; dividing by infinity does the same
+        (as a signed zero, which adds nothing) without a masked assignment.
+        """
         if self._params is None:
             scaler = self._model.steps["StandardScaler"]
             lr = self._model.steps["LogisticRegression"]
             means = np.array([scaler.means.get(n, 0.0) for n in self._names], dtype=np.float64)
             # Python's ``v ** 0.5`` (libm pow), as River computes it: np.sqrt rounds
             # differently in the last bit for some values.
-            std = np.array([scaler.vars.get(n, 0.0) ** 0.5 for n in self._names])
+            std = np.array([scaler.vars.get(n, 0.0) ** 0.5 or math.inf for n in self._names])
             weights = np.array([lr._weights.get(n, 0.0) for n in self._names], dtype=np.float64)
             self._params = (means, std, weights, float(lr.intercept))
         return self._params
@@ -151,10 +156,7 @@ class LogisticLearner:
     def standardize_many(self, X: FloatArray) -> F64:
         """Return the scaler's output for each row: ``(x - mean) / std``, 0 where std is 0."""
         means, std, _, _ = self._parameters()
-        M = _as_matrix(X, len(self._names))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            Z = (M - means) / std
-        Z[:, std == 0.0] = 0.0
+        Z: F64 = (_as_matrix(X, len(self._names)) - means) / std
         return Z
 
     def contributions_many(self, X: FloatArray) -> F64:
@@ -188,10 +190,11 @@ class LogisticLearner:
         tests) and is within an ulp of it where numpy has its own SIMD ``exp``.
         """
         logit = self.logits_many(X)
-        with np.errstate(over="ignore"):
-            p = 1.0 / (1.0 + np.exp(-logit))
-        p[logit < -_EXP_CLIP] = 0.0
-        p[logit > _EXP_CLIP] = 1.0
+        # Clipping first avoids overflow warnings; the result is overwritten out there.
+        p: F64 = 1.0 / (1.0 + np.exp(-np.clip(logit, -31.0, 31.0)))
+        if np.abs(logit).max(initial=0.0) > _EXP_CLIP:
+            p[logit < -_EXP_CLIP] = 0.0
+            p[logit > _EXP_CLIP] = 1.0
         return p
 
     def snapshot(self) -> bytes:
