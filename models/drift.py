@@ -160,7 +160,7 @@ class ReferenceCusum:
         self.z_mean, self.z_std = zm, np.where(zs > 0, zs, 1.0)
         self._low = self.mean - clip * self.std
         self._high = self.mean + clip * self.std
-        self._starts = np.arange(0, 1 << 20, block)
+        self._starts = np.arange(0, 1 << 16, block)  # block offsets, grown on demand
         self.k, self.h, self.clip, self.block, self.relearn = k, h, clip, block, relearn
         self.center = np.zeros(s)  # in-control mean of each stream, in block-mean std units
         self._s = np.zeros(2 * s)  # statistics: upper of each stream, then lower
@@ -220,6 +220,8 @@ class ReferenceCusum:
         self._pending = v[n_blocks * self.block :]
         if n_blocks == 0:
             return np.empty((self.n_streams, 0)), carried
+        if n_blocks > len(self._starts):
+            self._starts = np.arange(0, n_blocks * self.block, self.block)
         sums = np.add.reduceat(v[: n_blocks * self.block], self._starts[:n_blocks], axis=0)
         # Standardizing is affine, so it commutes with the block mean: do it on the
         # (few) block means rather than on every value.
