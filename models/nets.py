@@ -1,0 +1,374 @@
+"""Torch networks of the deep model and their seeded training loops.
+
+Both networks take *raw* features: the training mean and standard deviation are
+buffers of the module, so the exported ONNX graph standardizes by itself and the
+serving path never needs a separate scaler. Both return the probability of the
+positive class with shape ``[batch, 1]``.
+
+torch is for training and export only; the serving path (``models.serving``) never
+imports this module.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FraudNet",
+    "RawFeatureNet",
+    "SequenceNet",
+    "TrainResult",
+    "train_ffnn",
+    "train_sequence",
+    "torch_threads",
+]
+
+
+def _standardization(X: npt.NDArray[np.floating]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column mean and std of ``X`` (NaN ignored); zero or missing std becomes 1."""
+    flat = np.asarray(X, dtype=np.float64).reshape(-1, X.shape[-1])
+    mean = np.nanmean(flat, axis=0) if flat.size else np.zeros(flat.shape[1])
+    std = np.nanstd(flat, axis=0) if flat.size else np.ones(flat.shape[1])
+    mean = np.nan_to_num(mean, nan=0.0)
+    std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+
+
+class RawFeatureNet(nn.Module):
+    """Base of the networks: stored standardization, ``logits``, sigmoid output."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+
+    def set_standardization(self, X: npt.NDArray[np.floating]) -> None:
+        """Store the per-feature mean and standard deviation of ``X`` (NaN ignored).
+
+        ``X`` is ``[n, n_features]`` or ``[n, seq_len, n_features]``; a constant
+        feature gets a standard deviation of 1.
+        """
+        mean, std = _standardization(X)
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the pre-sigmoid output, shape ``[batch, 1]``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the positive-class probability of raw inputs, shape ``[batch, 1]``."""
+        return torch.sigmoid(self.logits(x))
+
+
+class FraudNet(RawFeatureNet):
+    """Feed-forward network over one transaction's feature vector.
+
+    Raw features are standardized with stored training statistics, pass through
+    ``len(hidden)`` ReLU layers with dropout, and end in a sigmoid.
+
+    Parameters
+    ----------
+    n_features
+        Width of the feature vector.
+    hidden
+        Sizes of the hidden layers.
+    dropout
+        Dropout after each hidden layer (active in training mode only).
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> net = FraudNet(3, hidden=(8, 4)).eval()
+    >>> net.set_standardization(np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]]))
+    >>> net.mean.tolist(), net.std.tolist()
+    ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
+    >>> tuple(net(torch.zeros(5, 3)).shape)
+    (5, 1)
+    """
+
+    def __init__(
+        self, n_features: int, hidden: Sequence[int] = (64, 32), dropout: float = 0.1
+    ) -> None:
+        super().__init__(n_features)
+        layers: list[nn.Module] = []
+        width = n_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.body = nn.Sequential(*layers)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the pre-sigmoid output, shape ``[batch, 1]``."""
+        out: torch.Tensor = self.body((x - self.mean) / self.std)
+        return out
+
+
+class SequenceNet(RawFeatureNet):
+    """GRU over a customer's last ``seq_len`` feature vectors, oldest first.
+
+    Input ``[batch, seq_len, n_features]`` of raw features; rows of a short history
+    are left-padded with NaN, which becomes zero after standardization (the
+    training mean). The last hidden state feeds a linear head and a sigmoid.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> net = SequenceNet(3, hidden=8).eval()
+    >>> x = torch.zeros(2, 4, 3)
+    >>> x[0, :2] = float("nan")  # a customer with two transactions of history
+    >>> p = net(x)
+    >>> tuple(p.shape), bool(torch.isfinite(p).all())
+    ((2, 1), True)
+    """
+
+    def __init__(self, n_features: int, hidden: int = 64, layers: int = 1) -> None:
+        super().__init__(n_features)
+        self.gru = nn.GRU(n_features, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the pre-sigmoid output, shape ``[batch, 1]``."""
+        z = (x - self.mean) / self.std
+        z = torch.where(torch.isnan(z), torch.zeros_like(z), z)
+        _, h = self.gru(z)
+        out: torch.Tensor = self.head(h[-1])
+        return out
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the best model and its learning curve."""
+
+    model: RawFeatureNet
+    """The model at the epoch with the lowest validation loss, in eval mode."""
+    best_epoch: int
+    """Index (from 0) of that epoch."""
+    best_val_loss: float
+    """Its weighted validation log loss."""
+    history: list[tuple[float, float]] = field(default_factory=list)
+    """Per epoch: (training loss, validation loss)."""
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the old value after."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _pos_weight(
+    y: npt.NDArray[np.bool_], class_weight: Literal["balanced"] | float | None
+) -> float:
+    if class_weight is None:
+        return 1.0
+    if class_weight == "balanced":
+        n_pos = int(y.sum())
+        return (len(y) - n_pos) / n_pos if n_pos else 1.0
+    return float(class_weight)
+
+
+def _fit(
+    model: RawFeatureNet,
+    X: npt.NDArray[np.floating],
+    y: npt.ArrayLike,
+    *,
+    X_val: npt.NDArray[np.floating] | None,
+    y_val: npt.ArrayLike | None,
+    val_fraction: float,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    patience: int,
+    class_weight: Literal["balanced"] | float | None,
+    seed: int,
+) -> TrainResult:
+    """Train ``model`` (which has ``logits``) with Adam and early stopping on val loss."""
+    X = np.asarray(X, dtype=np.float32)
+    yb = np.asarray(y).astype(bool)
+    if X_val is None:
+        # The tail, not a random subset: training data is in event time, and a random
+        # split would leak the future into training.
+        n_val = max(1, int(math.ceil(len(X) * val_fraction)))
+        X, X_val, yb, yv = X[:-n_val], X[-n_val:], yb[:-n_val], yb[-n_val:]
+    else:
+        X_val = np.asarray(X_val, dtype=np.float32)
+        yv = np.asarray(y_val).astype(bool)
+    if len(X) == 0:
+        raise ValueError("no training rows left after the validation split")
+    pos_weight = torch.tensor(_pos_weight(yb, class_weight))
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    generator = torch.Generator().manual_seed(seed)
+    model.set_standardization(X)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    xt, yt = torch.from_numpy(X), torch.from_numpy(yb.astype(np.float32)).reshape(-1, 1)
+    xv, yvt = torch.from_numpy(X_val), torch.from_numpy(yv.astype(np.float32)).reshape(-1, 1)
+    best_state, best_loss, best_epoch, since_best = None, math.inf, -1, 0
+    history: list[tuple[float, float]] = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(xt), generator=generator)
+        total = 0.0
+        for start in range(0, len(xt), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model.logits(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(model.logits(xv), yvt))
+        history.append((total / len(xt), val_loss))
+        logger.debug("epoch %d train %.5f val %.5f", epoch, history[-1][0], val_loss)
+        if val_loss < best_loss - 1e-6:
+            best_state, best_loss, best_epoch, since_best = (
+                copy.deepcopy(model.state_dict()),
+                val_loss,
+                epoch,
+                0,
+            )
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best_epoch, best_loss, history)
+
+
+def train_ffnn(
+    X: npt.NDArray[np.floating],
+    y: npt.ArrayLike,
+    *,
+    X_val: npt.NDArray[np.floating] | None = None,
+    y_val: npt.ArrayLike | None = None,
+    hidden: Sequence[int] = (64, 32),
+    dropout: float = 0.1,
+    epochs: int = 30,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-5,
+    val_fraction: float = 0.2,
+    patience: int = 3,
+    class_weight: Literal["balanced"] | float | None = "balanced",
+    seed: int = 0,
+    num_threads: int | None = 1,
+) -> TrainResult:
+    """Train a :class:`FraudNet` on raw features with early stopping.
+
+    Parameters
+    ----------
+    X, y
+        Training rows ``[n, n_features]`` in event-time order, and their labels.
+    X_val, y_val
+        Validation set; when absent the last ``val_fraction`` of ``X`` is held out.
+    class_weight
+        Weight of positive examples in the loss: ``"balanced"`` (negatives/positives),
+        a number, or ``None`` for 1.
+    patience
+        Epochs without a validation improvement before training stops; the model of
+        the best epoch is returned.
+    seed
+        Seeds initialization and shuffling: same data, seed and ``num_threads`` give
+        the same weights.
+    num_threads
+        ``torch.set_num_threads`` during training (restored after); ``None`` keeps it.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(600, 4)).astype(np.float32)
+    >>> y = X[:, 0] + 0.3 * rng.normal(size=600) > 1.0
+    >>> result = train_ffnn(X, y, hidden=(8,), epochs=20, lr=1e-2, seed=1)
+    >>> len(result.history), result.best_epoch
+    (20, 19)
+    >>> p = result.model(torch.from_numpy(X)).detach().numpy().ravel()
+    >>> bool(p[y].mean() > p[~y].mean() + 0.3)
+    True
+    """
+    with torch_threads(num_threads):
+        torch.manual_seed(seed)  # initialization and dropout draw from the global generator
+        model = FraudNet(np.shape(X)[1], hidden=hidden, dropout=dropout)
+        return _fit(
+            model,
+            X,
+            y,
+            X_val=X_val,
+            y_val=y_val,
+            val_fraction=val_fraction,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            class_weight=class_weight,
+            seed=seed,
+        )
+
+
+def train_sequence(
+    X: npt.NDArray[np.floating],
+    y: npt.ArrayLike,
+    *,
+    hidden: int = 64,
+    layers: int = 1,
+    epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    val_fraction: float = 0.2,
+    patience: int = 2,
+    class_weight: Literal["balanced"] | float | None = "balanced",
+    seed: int = 0,
+    num_threads: int | None = 1,
+) -> TrainResult:
+    """Train a :class:`SequenceNet` on ``[n, seq_len, n_features]`` histories.
+
+    The same loop as :func:`train_ffnn` (Adam, weighted log loss, early stopping on
+    the held-out tail); the label is the one of each sequence's last transaction.
+    """
+    with torch_threads(num_threads):
+        torch.manual_seed(seed)
+        model = SequenceNet(np.shape(X)[2], hidden=hidden, layers=layers)
+        return _fit(
+            model,
+            X,
+            y,
+            X_val=None,
+            y_val=None,
+            val_fraction=val_fraction,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=0.0,
+            patience=patience,
+            class_weight=class_weight,
+            seed=seed,
+        )
