@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 DAY = 86_400.0
 WINDOWS = (1, 7, 30)
 FEATURE_NAMES: tuple[str, ...] = (
-    "TX_AMOUNT", "TX_DURING_WEEKEND", "TX_DURING_NIGHT",
+    "TX_AMOUNT",
+    "TX_DURING_WEEKEND",
+    "TX_DURING_NIGHT",
     *[f"CUSTOMER_ID_{k}_{w}DAY_WINDOW" for w in WINDOWS for k in ("NB_TX", "AVG_AMOUNT")],
     *[f"TERMINAL_ID_{k}_{w}DAY_WINDOW" for w in WINDOWS for k in ("NB_TX", "RISK")],
 )
@@ -92,7 +94,11 @@ class TerminalWindows:
         for w in WINDOWS:
             lo = hi - w * DAY
             ids = [k for k, t in self.tx.items() if lo < t <= hi]
-            fr = sum(1 for k in ids if k in self.labels and self.labels[k][0] and self.labels[k][1] <= time_s)
+            fr = sum(
+                1
+                for k in ids
+                if k in self.labels and self.labels[k][0] and self.labels[k][1] <= time_s
+            )
             out += [float(len(ids)), fr / len(ids) if ids else 0.0]
         return tuple(out)
 
@@ -106,6 +112,7 @@ class TerminalWindows:
 class _Report:
     def __init__(self, ours, ref):  # type: ignore[no-untyped-def]
         import numpy as np
+
         self.rates = {}
         ok = np.ones(len(ours), bool)
         for f in FEATURE_NAMES:

@@ -28,19 +28,25 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import Message
 
+from models.blend import WeightedBlend
+from models.features import FEATURE_NAMES
+from models.linear import LinearSnapshot
 from streams.batching import BatchingApp
-from streams.events import EnrichedTransaction, Watermark
+from streams.events import EnrichedTransaction, ModelUpdate, ModelUpdateAction, Watermark
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
+from streams.join import JOIN_TABLE, JoinConfig, LabelJoin
 from streams.kafka import KafkaConnection
+from streams.model_updates import ModelUpdatesReader
 from streams.publish import BatchPublisher
 from streams.records import Output, Record, StateWrite
+from streams.scoring import ScoreStage, ScoringConfig
 from streams.settings import StreamsSettings
 from streams.state import RAW_SCHEMA, ChangelogTable
 from streams.terminal import TERMINAL_TABLE, TerminalConfig, TerminalStage
@@ -81,7 +87,9 @@ class Held:
 class StreamWorker:
     """The Faust app of one worker process and the stages its agents drive."""
 
-    def __init__(self, settings: StreamsSettings, conn: KafkaConnection) -> None:
+    def __init__(
+        self, settings: StreamsSettings, conn: KafkaConnection, signing_key: bytes
+    ) -> None:
         topics, worker = settings.topics, settings.worker
         self.settings = settings
         self.partitions = topics.partitions
@@ -131,6 +139,28 @@ class StreamWorker:
                 max_lateness_s=worker.max_lateness_s,
             )
         )
+        scoring = settings.scoring
+        self.scorer = ScoreStage(
+            tuple(FEATURE_NAMES),
+            ScoringConfig(
+                predictions_topic=topics.predictions.name,
+                review_threshold=scoring.review_threshold,
+                decline_threshold=scoring.decline_threshold,
+                reason_codes=scoring.reason_codes,
+            ),
+        )
+        self.scorer.models = replace(
+            self.scorer.models,
+            blend=WeightedBlend(w_deep=scoring.blend_w_deep, floor=scoring.blend_floor),
+        )
+        self.join = LabelJoin(
+            JoinConfig(
+                labeled_examples_topic=topics.labeled_examples.name, ttl_s=scoring.ttl_days * day
+            )
+        )
+        self.signing_key = signing_key
+        self.model_wait_s = scoring.model_wait_s
+        self.updates = ModelUpdatesReader(conn, topics.model_updates.name, self._on_model_update)
         self.held: list[Held] = []
         #: Transactions featurized after waiting `label_wait_s` without being ready.
         self.forced = 0
@@ -138,6 +168,7 @@ class StreamWorker:
         self.tables = {
             CUSTOMER_TABLE: self._table(CUSTOMER_TABLE, self.customers),
             TERMINAL_TABLE: self._table(TERMINAL_TABLE, self.terminals),
+            JOIN_TABLE: self._table(JOIN_TABLE, self.join),
         }
         self.transactions_topic = self.app.topic(topics.transactions.name, schema=RAW_SCHEMA)
         self.labels_name = topics.labels.name
@@ -148,6 +179,8 @@ class StreamWorker:
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         self.app.stop_hooks.append(self._stop_producer)
+        self.app.stop_hooks.append(self.updates.stop)
+        self.app.task(self._start_updates)
         terminal_channel = self.app.topic(
             topics.labels.name, topics.txn_by_terminal.name, schema=RAW_SCHEMA
         )
@@ -157,7 +190,7 @@ class StreamWorker:
         self.app.timer(1.0, name="idle-watermarks")(self._idle_watermarks)
         self.read_offsets: dict[int, int] = {}
 
-    def _table(self, name: str, stage: CustomerStage | TerminalStage) -> ChangelogTable:
+    def _table(self, name: str, stage: CustomerStage | TerminalStage | LabelJoin) -> ChangelogTable:
         def assigned(partitions: set[int]) -> None:
             stage.drop_partitions(partitions)
             if stage is self.terminals:
@@ -173,6 +206,32 @@ class StreamWorker:
         )
         self.app.tables.add(table)
         return table
+
+    # -- models in service ------------------------------------------------------------
+    async def _start_updates(self) -> None:
+        self.updates.start()
+
+    async def _on_model_update(self, update: ModelUpdate) -> None:
+        """Apply a model update: verify it, then swap it in as one reference."""
+        if update.model_name == "online" and update.action == ModelUpdateAction.PUBLISH:
+            if update.manifest is None or update.signature is None:
+                logger.warning("online snapshot without manifest or signature rejected")
+                return
+            snap = LinearSnapshot.from_dict(update.manifest)
+            if not snap.verify(self.signing_key, update.signature):
+                logger.warning("online snapshot with a bad signature rejected")
+                return
+            if snap.feature_names != tuple(FEATURE_NAMES):
+                logger.warning("online snapshot for another feature set rejected")
+                return
+            self.scorer.models = replace(self.scorer.models, online=snap)
+
+    async def _wait_for_models(self) -> None:
+        if not self.updates.caught_up.is_set() and self.model_wait_s > 0:
+            try:
+                await asyncio.wait_for(self.updates.caught_up.wait(), self.model_wait_s)
+            except TimeoutError:
+                logger.warning("scoring before the model updates were read")
 
     # -- I/O helpers ------------------------------------------------------------------
     def _entries(self, writes: Sequence[StateWrite]) -> list[Output]:
@@ -241,6 +300,7 @@ class StreamWorker:
 
     async def _terminal_agent(self, stream: faust.StreamT) -> None:
         self._terminal_publisher = publisher = await self._publisher()
+        await self._wait_for_models()
         async for messages in stream:
             async with self.lock:
                 await self._terminal_batch(publisher, messages)
@@ -251,6 +311,9 @@ class StreamWorker:
             applied = self.terminals.apply_labels([to_record(m) for m in messages])
             outputs.extend(self._entries(applied.writes))
             outputs.extend(applied.outputs)
+            joined = self.join.on_labels(applied.labels)
+            outputs.extend(self._entries(joined.writes))
+            outputs.extend(joined.outputs)
         else:
             now = time.monotonic()
             for message in messages:
@@ -293,7 +356,18 @@ class StreamWorker:
         if not ready:
             return
         result = self.terminals.featurize([(h.record, h.enriched) for h in ready])
-        await self._send(publisher, [*self._entries(result.writes), *result.outputs])
+        outputs = [*self._entries(result.writes), *result.outputs]
+        if result.rows:
+            scored = self.scorer.score(result.rows)
+            outputs.extend(scored.outputs)
+            remembered = self.join.remember(scored)
+            outputs.extend(self._entries(remembered.writes))
+            outputs.extend(remembered.outputs)
+            for partition in {r.partition for r in result.rows}:
+                mark = self.terminals.watermarks.get(partition)
+                if mark is not None:
+                    outputs.extend(self._entries(self.join.expire(partition, mark)))
+        await self._send(publisher, outputs)
         consumer = self.app.consumer
         for h in ready:
             if h.referenced:

@@ -179,7 +179,10 @@ def simulate(
     with kafka_connection(settings) as conn, progress_bars() as update:
         summary = asyncio.run(
             run_replay(
-                conn, normalize(frame), replay_config, progress=lambda i, n: update("simulate", i, n)
+                conn,
+                normalize(frame),
+                replay_config,
+                progress=lambda i, n: update("simulate", i, n),
             )
         )
     console.print(
@@ -223,6 +226,54 @@ def _warn_if_embedded(settings: StreamsSettings, what: str) -> None:
             "[yellow]no STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS set: using a temporary embedded "
             f"broker ({what})[/yellow]"
         )
+
+
+@app.command()
+def learner() -> None:
+    """Run the online learner: learn from `labeled-examples`, publish signed snapshots.
+
+    One per deployment. Restarts from its checkpoint without learning a label twice.
+    """
+    import asyncio
+
+    from models.features import FEATURE_NAMES
+    from models.keys import signing_key
+    from models.settings import ModelsSettings
+    from streams.learner import LearnerConfig
+    from streams.learner_service import LearnerServiceConfig, run_learner
+    from streams.runtime import kafka_connection
+    from streams.topics import create_topics, topic_specs
+
+    settings = StreamsSettings()
+    topics, lrn = settings.topics, settings.learner
+    key = signing_key(ModelsSettings().registry)
+    with kafka_connection(settings) as conn:
+        create_topics(conn, topic_specs(topics))
+        training = asyncio.run(
+            run_learner(
+                conn,
+                LearnerServiceConfig(
+                    labeled_examples_topic=topics.labeled_examples.name,
+                    model_updates_topic=topics.model_updates.name,
+                    drift_events_topic=topics.drift_events.name,
+                    checkpoint=lrn.checkpoint,
+                    snapshot_every=lrn.snapshot_every,
+                    snapshot_interval_s=lrn.snapshot_interval_s,
+                    request_retrain_on_drift=lrn.request_retrain_on_drift,
+                ),
+                key,
+                LearnerConfig(
+                    feature_names=tuple(FEATURE_NAMES),
+                    learning_rate=lrn.learning_rate,
+                    l2=lrn.l2,
+                    positive_weight=lrn.positive_weight,
+                    genuine_sample=lrn.genuine_sample,
+                ),
+            )
+        )
+    console.print(
+        f"learner: learned={training.counts['learned']} repeated={training.counts['repeated']}"
+    )
 
 
 @topics_app.command("create")

@@ -60,6 +60,7 @@ class Harness:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
     _tmp: Path | None = None
 
@@ -80,6 +81,7 @@ class Harness:
         env["STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS"] = self.conn.bootstrap_servers
         env["STREAMSCORE_WORKER__APP_ID"] = self.app_id
         env["STREAMSCORE_WORKER__DATA_DIR"] = str(self._tmp / "worker")
+        env["STREAMSCORE_LEARNER__CHECKPOINT"] = str(self._tmp / "learner" / "checkpoint.bin")
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.update(self.extra_env)
         return env
@@ -98,6 +100,21 @@ class Harness:
         self.workers.append(proc)
         return proc
 
+    def start_process(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start another `streamscore` process of this run (learner, trainer...)."""
+        exe = Path(sys.executable).with_name("streamscore")
+        out: IO[bytes] | int = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = (self.log_dir / f"{name}.log").open("ab")
+            self._logs.append(log)
+            out = log
+        proc = spawn(
+            [str(exe), "--log-level", "WARNING", *args], env=self.env(), stdout=out, stderr=out
+        )
+        self.others.append(proc)
+        return proc
+
     def stop_workers(self, sig: int = signal.SIGTERM) -> None:
         """Stop every worker process."""
         for proc in self.workers:
@@ -105,8 +122,11 @@ class Harness:
         self.workers.clear()
 
     def close(self) -> None:
-        """Stop workers and remove temporary files."""
+        """Stop every process and remove temporary files."""
         self.stop_workers()
+        for proc in self.others:
+            stop(proc)
+        self.others.clear()
         for log in self._logs:
             log.close()
         self._logs.clear()

@@ -38,31 +38,42 @@ class Accounting:
 
     expected: set[str]
     featurized: Counter[str] = field(default_factory=Counter)
+    predicted: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
     dead_reasons: Counter[str] = field(default_factory=Counter)
+    want_predictions: bool = True
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        """The outcome counted per id: predictions (or feature vectors when not scoring)."""
+        return self.predicted if self.want_predictions else self.featurized
 
     @property
     def missing(self) -> set[str]:
-        """Ids with neither a feature vector nor a dead letter."""
-        return {i for i in self.expected if i not in self.featurized and i not in self.dead}
+        """Ids with neither an outcome nor a dead letter."""
+        outcomes, dead = self.outcomes, self.dead
+        return {i for i in self.expected if i not in outcomes and i not in dead}
 
     @property
     def duplicates(self) -> int:
-        """Feature vectors beyond one per id."""
-        return sum(n - 1 for n in self.featurized.values() if n > 1)
+        """Outcomes beyond one per id."""
+        return sum(n - 1 for n in self.outcomes.values() if n > 1)
 
     def done(self) -> bool:
         """True when every expected id has an outcome."""
-        return len(self.featurized) + len(self.dead) >= len(self.expected) and not self.missing
+        if len(self.outcomes) + len(self.dead) < len(self.expected):
+            return False
+        return not self.missing
 
 
 @dataclass
 class PipelineRun:
-    """The outcome of a pipeline replay: summary, accounting and features read back."""
+    """The outcome of a pipeline replay: summary, accounting, what was read back."""
 
     replay: ReplaySummary
     accounting: Accounting
     features: pd.DataFrame
+    predictions: list[dict[str, Any]]
 
 
 async def replay_through_pipeline(
@@ -74,11 +85,17 @@ async def replay_through_pipeline(
     on_progress: Callable[[str, int, int], None] | None = None,
     between: Callable[[Harness], None] | None = None,
     label_delay: str | None = "7d",
+    learner: bool = True,
+    before_replay: Callable[[Harness], None] | None = None,
 ) -> PipelineRun:
-    """Replay ``frame`` through a fresh worker and read back features and dead letters."""
+    """Replay ``frame`` through a fresh worker (and learner) and read back its outputs."""
     with Harness(settings, conn, log_dir=log_dir) as harness:
         harness.create_topics()
+        if before_replay is not None:
+            before_replay(harness)
         harness.start_worker()
+        if learner:
+            harness.start_process("learner", "learner")
         topics = harness.topics
         summary = await replay(
             conn,
@@ -94,10 +111,16 @@ async def replay_through_pipeline(
             between(harness)
         accounting = Accounting(expected=set(frame["transaction_id"]))
         rows: dict[str, list[float]] = {}
+        predictions: list[dict[str, Any]] = []
 
         def on_message(topic: str, record: Any) -> None:
             event = json.loads(record.value)
-            if topic == topics.features.name:
+            if topic == topics.predictions.name:
+                accounting.predicted[event["transaction_id"]] += 1
+                predictions.append(event)
+                if on_progress is not None and (len(predictions) & 0xFFF) == 0:
+                    on_progress("score", len(accounting.predicted), len(accounting.expected))
+            elif topic == topics.features.name:
                 tx_id = event["transaction_id"]
                 accounting.featurized[tx_id] += 1
                 rows[tx_id] = event["values"]
@@ -105,19 +128,17 @@ async def replay_through_pipeline(
                 tx_id = event.get("transaction_id") or f"offset:{event['source_offset']}"
                 accounting.dead[tx_id] += 1
                 accounting.dead_reasons[event["reason"]] += 1
-            if on_progress is not None and (len(accounting.featurized) & 0xFFF) == 0:
-                on_progress("featurize", len(accounting.featurized), len(accounting.expected))
 
         await read_topics(
             conn,
-            [topics.features.name, topics.dead_letters.name],
+            [topics.predictions.name, topics.features.name, topics.dead_letters.name],
             on_message,
             accounting.done,
             idle_timeout_s=idle_timeout_s,
         )
     features = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
     features.index.name = "transaction_id"
-    return PipelineRun(summary, accounting, features)
+    return PipelineRun(summary, accounting, features, predictions)
 
 
 def load_reference(path: Path) -> pd.DataFrame:
@@ -164,8 +185,7 @@ def run_parity(
     console = console or Console()
     frame, compare = parity_frame(file, start, end)
     console.print(
-        f"parity: replaying {len(frame):,} transactions "
-        f"({len(compare):,} compared) from {file}"
+        f"parity: replaying {len(frame):,} transactions ({len(compare):,} compared) from {file}"
     )
     with kafka_connection(settings) as conn, progress_bars() as update:
         run = asyncio.run(

@@ -166,6 +166,46 @@ class WorkerSettings(Section):
     """Port of Faust's web server."""
 
 
+class ScoringSettings(Section):
+    """How the worker scores, blends and decides."""
+
+    review_threshold: float = Field(default=0.5, ge=0, le=1)
+    """Blended scores at or above this are `review` (below: `approve`)."""
+    decline_threshold: float = Field(default=0.9, ge=0, le=1)
+    """Blended scores at or above this are `decline`."""
+    blend_w_deep: float = Field(default=0.8, ge=0, le=1)
+    """Weight of the deep model in the blend (the online model gets the rest)."""
+    blend_floor: float = Field(default=0.2, ge=0, le=1)
+    """Lowest deep weight that drift may shift the blend to."""
+    reason_codes: int = Field(default=3, ge=0, le=16)
+    """Reason codes per prediction."""
+    model_wait_s: float = Field(default=30.0, ge=0)
+    """At start, how long a worker waits to load the models in service before scoring."""
+    ttl_days: float = Field(default=30.0, gt=0)
+    """How long (event time) the features of a scored transaction wait for its label."""
+
+
+class LearnerSettings(Section):
+    """The online learner process (`streamscore learner`)."""
+
+    learning_rate: float = Field(default=0.01, gt=0)
+    """SGD step of the online logistic regression."""
+    l2: float = Field(default=0.0, ge=0)
+    """L2 penalty of the online logistic regression."""
+    positive_weight: float = Field(default=10.0, gt=0)
+    """Sample weight of fraud labels (fraud is rare)."""
+    genuine_sample: float = Field(default=1.0, gt=0, le=1)
+    """Share of genuine labels learned (1: all) when the learner cannot keep up."""
+    snapshot_every: int = Field(default=2000, ge=1)
+    """Publish a snapshot after this many learned labels..."""
+    snapshot_interval_s: float = Field(default=5.0, gt=0)
+    """...or after this many seconds, whichever comes first."""
+    checkpoint: Path = Path("var/learner/checkpoint.bin")
+    """Signed checkpoint of the learner's state and offsets."""
+    request_retrain_on_drift: bool = True
+    """Ask the trainer for a new deep model when the error stream drifts."""
+
+
 class StreamsSettings(BaseSettings):
     """Settings of the streaming side (env prefix `STREAMSCORE_`)."""
 
@@ -185,3 +225,7 @@ class StreamsSettings(BaseSettings):
     """Topic names and layout."""
     worker: WorkerSettings = WorkerSettings()
     """The Faust worker."""
+    scoring: ScoringSettings = ScoringSettings()
+    """Scoring, blend and decisions."""
+    learner: LearnerSettings = LearnerSettings()
+    """The online learner."""

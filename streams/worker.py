@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from models.keys import signing_key
+from models.settings import ModelsSettings
 from streams.runtime import kafka_connection
 from streams.settings import StreamsSettings
 from streams.topics import create_topics, topic_specs
@@ -25,7 +27,7 @@ def run_worker(settings: StreamsSettings, log_level: str = "WARNING") -> None:
         if not settings.kafka.bootstrap_servers:
             print(f"bootstrap: {conn.bootstrap_servers}", flush=True)
         create_topics(conn, topic_specs(settings.topics))
-        worker = StreamWorker(settings, conn)
+        worker = StreamWorker(settings, conn, signing_key(ModelsSettings().registry))
         faust.Worker(
             worker.app,
             loglevel=log_level,
