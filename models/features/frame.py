@@ -93,7 +93,7 @@ def featurize_frame(
     TX_DURING_WEEKEND   0.0   0.0   0.0   1.0   0.0   0.0
     TX_DURING_NIGHT     1.0   1.0   1.0   1.0   1.0   1.0
     >>> customer = ["CUSTOMER_ID_NB_TX_7DAY_WINDOW", "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW"]
-    >>> features.loc[[0, 2, 4, 5], customer]
+    >>> features.loc[[0, 2, 4, 5], customer]  # doctest: +NORMALIZE_WHITESPACE
                     CUSTOMER_ID_NB_TX_7DAY_WINDOW  CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW
     transaction_id
     0                                         1.0                                47.0
@@ -101,7 +101,7 @@ def featurize_frame(
     4                                         2.0                                35.0
     5                                         3.0                                37.0
     >>> terminal = ["TERMINAL_ID_NB_TX_7DAY_WINDOW", "TERMINAL_ID_RISK_7DAY_WINDOW"]
-    >>> features.loc[[2, 4, 5], terminal]
+    >>> features.loc[[2, 4, 5], terminal]  # doctest: +NORMALIZE_WHITESPACE
                     TERMINAL_ID_NB_TX_7DAY_WINDOW  TERMINAL_ID_RISK_7DAY_WINDOW
     transaction_id
     2                                         0.0                           0.0
