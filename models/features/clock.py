@@ -13,8 +13,8 @@ from models.features.names import DAY_S
 
 #: 1970-01-01 was a Thursday; Monday is weekday 0.
 _EPOCH_WEEKDAY = 3
-#: The night ends with the hour 06 (00:00-06:59 is night).
-_LAST_NIGHT_HOUR = 6
+#: The night ends with the hour 06 (00:00-06:59 is night): seconds into the day.
+_NIGHT_END_S = 7 * 3600
 
 
 def epoch_seconds(when: datetime) -> float:
@@ -58,8 +58,7 @@ def time_flags(when: float | datetime) -> tuple[float, float]:
     (0.0, 0.0)
     """
     seconds = epoch_seconds(when) if isinstance(when, datetime) else when
-    days, in_day = divmod(seconds, DAY_S)
-    weekday = (int(days) + _EPOCH_WEEKDAY) % 7
-    weekend = 1.0 if weekday >= 5 else 0.0
-    night = 1.0 if in_day < (_LAST_NIGHT_HOUR + 1) * 3600 else 0.0
+    days = seconds // DAY_S
+    weekend = 1.0 if (days + _EPOCH_WEEKDAY) % 7 >= 5 else 0.0
+    night = 1.0 if seconds - days * DAY_S < _NIGHT_END_S else 0.0
     return weekend, night

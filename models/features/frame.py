@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from models.features.clock import time_flags
-from models.features.customer import CustomerWindows, TxId
+from models.features.customer import CustomerWindows
 from models.features.names import DAY_S, DEFAULT_DELAY_S, FEATURE_NAMES
 from models.features.terminal import TerminalWindows
 
@@ -114,7 +114,6 @@ def featurize_frame(
     if not transactions["transaction_id"].is_unique:
         raise ValueError("transaction ids repeat")
     n = len(transactions)
-    tx_ids: list[TxId] = transactions["transaction_id"].tolist()
     times = _seconds(transactions["event_time"])
     seqs = (
         transactions["seq"].to_numpy(np.int64)
@@ -124,66 +123,78 @@ def featurize_frame(
     label_rows, label_times, label_frauds = _labels(transactions, labels, times)
 
     # Labels first at equal instants, then transactions by (time, seq).
-    event_times = np.concatenate([label_times, times])
-    kinds = np.concatenate(
-        [np.full(len(label_rows), _LABEL, np.int8), np.full(n, _TRANSACTION, np.int8)]
+    n_labels = len(label_rows)
+    kinds = np.concatenate([np.full(n_labels, _LABEL, np.int8), np.full(n, _TRANSACTION, np.int8)])
+    order = np.lexsort(
+        (np.concatenate([label_rows, seqs]), kinds, np.concatenate([label_times, times]))
     )
-    # A label event points into the label arrays, a transaction event at its row.
-    targets = np.concatenate([np.arange(len(label_rows)), np.arange(n, dtype=np.int64)])
-    tie = np.concatenate([label_rows, seqs])
-    order = np.lexsort((tie, kinds, event_times))
-
-    customers: dict[object, CustomerWindows] = {}
-    terminals: dict[object, TerminalWindows] = {}
-    customer_of = transactions["customer_id"].tolist()
-    terminal_of = transactions["terminal_id"].tolist()
-    amounts = transactions["amount"].to_numpy(np.float64).tolist()
-    time_list = times.tolist()
-    seq_list = seqs.tolist()
-    label_row_list = label_rows.tolist()
-    label_time_list = label_times.tolist()
-    label_fraud_list = label_frauds.tolist()
-    delay_s = delay.total_seconds()
-    # Rows in processing order, their features flat: no object per value.
-    next_expiry = float("-inf")
-    done_rows = array("q")
-    flat = array("d")
-
-    for done, (kind, target) in enumerate(
-        zip(kinds[order].tolist(), targets[order].tolist(), strict=True)
-    ):
-        if progress is not None and done % PROGRESS_EVERY == 0:
-            progress(done)
-        row = label_row_list[target] if kind == _LABEL else target
-        terminal = terminals.get(terminal_of[row])
-        if terminal is None:
-            terminal = terminals[terminal_of[row]] = TerminalWindows()
-        t = time_list[row]
-        if kind == _LABEL:
-            terminal.add_label(tx_ids[row], t, label_time_list[target], label_fraud_list[target])
-            continue
-        customer = customers.get(customer_of[row])
-        if customer is None:
-            customer = customers[customer_of[row]] = CustomerWindows()
-        if t >= next_expiry:
-            # Nothing earlier than now is asked for again: let all windows shed.
-            for c in customers.values():
-                c.expire(t)
-            for w in terminals.values():
-                w.expire(t, delay_s)
-            next_expiry = t + EXPIRE_EVERY_S
-        terminal.add_transaction(tx_ids[row], t)
-        done_rows.append(row)
-        flat.append(amounts[row])
-        flat.extend(time_flags(t))
-        flat.extend(customer.observe(tx_ids[row], t, amounts[row], seq_list[row]))
-        flat.extend(terminal.features(t, delay_s))
-    if progress is not None:
-        progress(len(order))
-    index = pd.Index(tx_ids, name="transaction_id")
+    rows = np.concatenate([label_rows, np.arange(n, dtype=np.int64)])[order]
+    # One column per field, in processing order: read a chunk at a time, in sequence.
+    columns = (
+        kinds[order],
+        rows,
+        transactions["transaction_id"].to_numpy()[rows],
+        transactions["customer_id"].to_numpy()[rows],
+        transactions["terminal_id"].to_numpy()[rows],
+        times[rows],
+        transactions["amount"].to_numpy(np.float64)[rows],
+        seqs[rows],
+        np.concatenate([label_times, np.zeros(n)])[order],
+        np.concatenate([label_frauds, np.zeros(n, bool)])[order],
+    )
+    done_rows, flat = _replay(columns, delay.total_seconds(), progress)
     matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
     matrix[np.frombuffer(done_rows, dtype=np.int64)] = np.frombuffer(flat).reshape(n, -1)
+    index = pd.Index(transactions["transaction_id"], name="transaction_id")
     return pd.DataFrame(matrix, index=index, columns=list(FEATURE_NAMES))
+
+
+def _replay(
+    columns: tuple[np.ndarray, ...],
+    delay_s: float,
+    progress: Callable[[int], None] | None,
+) -> tuple[array[int], array[float]]:
+    """Feed the events to the window classes; return rows and features as computed."""
+    customers: dict[object, CustomerWindows] = {}
+    terminals: dict[object, TerminalWindows] = {}
+    next_expiry = float("-inf")
+    # Rows in processing order and their features, flat: no object per value.
+    done_rows = array("q")
+    flat = array("d")
+    mark_done, put, put_all = done_rows.append, flat.append, flat.extend
+    total = len(columns[0])
+    for start in range(0, total, PROGRESS_EVERY):
+        if progress is not None:
+            progress(start)
+        chunk = (column[start : start + PROGRESS_EVERY].tolist() for column in columns)
+        for kind, row, tx_id, cust, term, t, amount, seq, label_time, fraud in zip(
+            *chunk, strict=True
+        ):
+            terminal = terminals.get(term)
+            if terminal is None:
+                terminal = terminals[term] = TerminalWindows()
+            if kind == _LABEL:
+                terminal.add_label(tx_id, t, label_time, fraud)
+                continue
+            customer = customers.get(cust)
+            if customer is None:
+                customer = customers[cust] = CustomerWindows()
+            if t >= next_expiry:
+                # Nothing earlier than now is asked for again: let all windows shed.
+                for c in customers.values():
+                    c.expire(t)
+                for w in terminals.values():
+                    w.expire(t, delay_s)
+                next_expiry = t + EXPIRE_EVERY_S
+            terminal.add_transaction(tx_id, t)
+            mark_done(row)
+            put(amount)
+            put_all(time_flags(t))
+            put_all(customer.observe(tx_id, t, amount, seq))
+            put_all(terminal.features(t, delay_s))
+    if progress is not None:
+        progress(total)
+    return done_rows, flat
 
 
 def _seconds(event_time: pd.Series) -> np.ndarray:

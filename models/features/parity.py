@@ -11,7 +11,8 @@ mismatch to say which.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,14 @@ class ParityReport:
     def fraction(self) -> float:
         """Share of reference transactions whose compared features all match."""
         return self.n_all_match / self.n_reference if self.n_reference else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as JSON-able values (ids as they are), with the fraction."""
+        out = asdict(self)
+        out["fraction"] = self.fraction
+        for f, feature in zip(out["features"], self.features, strict=True):
+            f["rate"] = feature.rate
+        return out
 
     def render(self) -> str:
         """Return a plain-text table per feature that ends with ``parity: <fraction>``."""
@@ -150,33 +159,34 @@ def compare_features(
     common = ours.index.intersection(reference.index, sort=False)
     missing = reference.index.difference(ours.index, sort=False)
     extra = ours.index.difference(reference.index, sort=False)
-    a = ours.loc[common, names].to_numpy(np.float64)
-    b = reference.loc[common, names].to_numpy(np.float64)
-    diff = np.abs(a - b)
-    both_nan = np.isnan(a) & np.isnan(b)
-    match = (diff <= atol) | both_nan
-    diff = np.where(both_nan, 0.0, diff)
-    features = tuple(
-        FeatureParity(
-            name=name,
-            compared=len(common),
-            matched=int(match[:, j].sum()),
-            max_abs_diff=float(np.nanmax(diff[:, j], initial=0.0)) if len(common) else 0.0,
+    # Column by column, through position indexers: no copy of either frame.
+    at_ours, at_ref = ours.index.get_indexer(common), reference.index.get_indexer(common)
+    match = np.empty((len(common), len(names)), dtype=bool)
+    features: list[FeatureParity] = []
+    for j, name in enumerate(names):
+        x = ours[name].to_numpy(np.float64)[at_ours]
+        y = reference[name].to_numpy(np.float64)[at_ref]
+        both_nan = np.isnan(x) & np.isnan(y)
+        diff = np.abs(x - y)
+        diff[both_nan] = 0.0
+        diff[np.isnan(diff)] = np.inf
+        match[:, j] = diff <= atol
+        features.append(
+            FeatureParity(name, len(common), int(match[:, j].sum()), float(diff.max(initial=0.0)))
         )
-        for j, name in enumerate(names)
-    )
     all_match = match.all(axis=1)
     explain = _Explainer(transactions, delay_s)
     mismatches: list[Mismatch] = []
     for i in np.flatnonzero(~all_match)[:max_examples]:
-        row_ours = dict(zip(names, a[i].tolist(), strict=True))
-        row_ref = dict(zip(names, b[i].tolist(), strict=True))
-        for j in np.flatnonzero(~match[i]):
-            name = names[j]
-            hint = explain(common[i], name, row_ours, row_ref, atol)
-            mismatches.append(Mismatch(common[i], name, a[i, j], b[i, j], hint))
+        tx_id = _scalar(common[i])
+        row_ours = {n: float(ours[n].iat[at_ours[i]]) for n in names}
+        row_ref = {n: float(reference[n].iat[at_ref[i]]) for n in names}
+        for k in np.flatnonzero(~match[i]).tolist():
+            name = names[k]
+            hint = explain(tx_id, name, row_ours, row_ref, atol)
+            mismatches.append(Mismatch(tx_id, name, row_ours[name], row_ref[name], hint))
     return ParityReport(
-        features=features,
+        features=tuple(features),
         n_reference=len(reference),
         n_ours=len(ours),
         n_all_match=int(all_match.sum()),
@@ -188,6 +198,11 @@ def compare_features(
         mismatches=tuple(mismatches),
         atol=atol,
     )
+
+
+def _scalar(value: object) -> object:
+    """A numpy scalar as the Python value it holds (ids print as 12, not np.int64(12))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -209,6 +224,7 @@ class _Explainer:
     def __init__(self, transactions: pd.DataFrame | None, delay_s: float) -> None:
         self._tx = None if transactions is None else _keyed(transactions)
         self._delay_s = delay_s
+        self._seen: dict[tuple[object, str], tuple[pd.Timestamp, pd.Series] | None] = {}
 
     def __call__(
         self,
@@ -249,11 +265,15 @@ class _Explainer:
         return f"window membership: {how} in the window ({detail or edge})"
 
     def _neighbours(self, tx_id: object, key: str) -> tuple[pd.Timestamp, pd.Series] | None:
-        if self._tx is None or tx_id not in self._tx.index:
-            return None
-        row = self._tx.loc[tx_id]
-        others = self._tx[(self._tx[key] == row[key]) & (self._tx.index != tx_id)]
-        return row["event_time"], others["event_time"]
+        """The transaction's time and those of the others of its customer or terminal."""
+        if (tx_id, key) not in self._seen:
+            found = None
+            if self._tx is not None and tx_id in self._tx.index:
+                row = self._tx.loc[tx_id]
+                others = self._tx[(self._tx[key] == row[key]) & (self._tx.index != tx_id)]
+                found = row["event_time"], others["event_time"]
+            self._seen[(tx_id, key)] = found
+        return self._seen[(tx_id, key)]
 
     def _customer_detail(self, tx_id: object, days: int) -> str:
         found = self._neighbours(tx_id, "customer_id")

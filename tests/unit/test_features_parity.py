@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -99,6 +101,9 @@ def test_mismatch_hints_name_ties_edges_and_label_timing() -> None:
     assert "exactly t-delay-7d" in hints[(5, "TERMINAL_ID_NB_TX_7DAY_WINDOW")]
     assert hints[(6, "TERMINAL_ID_RISK_30DAY_WINDOW")].startswith("label timing")
     assert report.fraction == 2 / 6
+    as_dict = report.to_dict()
+    assert as_dict["fraction"] == 2 / 6 and len(as_dict["mismatches"]) == len(report.mismatches)
+    assert json.loads(json.dumps(as_dict))["features"][3]["rate"] == 5 / 6
     rendered = report.render()
     assert "CUSTOMER_ID_NB_TX_1DAY_WINDOW" in rendered
     assert rendered.splitlines()[-1] == "parity: 0.333333"
