@@ -29,10 +29,12 @@ _STATE_VERSION = 1
 class CustomerWindows:
     """Sliding windows over one customer's transactions, in event time.
 
-    Entries are kept sorted by ``(time, seq)`` with running sums of the amounts, so a
-    query costs three binary searches. Entries that arrive behind a later one (out of
-    event-time order) are also remembered apart, so that a replayed query can leave
-    out what had not arrived yet; in a live stream that list is never read.
+    Entries are kept sorted by ``(time, seq)`` with running sums of the amounts; a
+    query walks the window starts on from where the previous one left them (binary
+    searches when it goes back in time), so in event-time order it costs a few
+    comparisons. Entries that arrive behind a later one (out of event-time order)
+    are also remembered apart, so that a replayed query can leave out what had not
+    arrived yet; in a live stream that list is never read.
 
     ``seq`` must grow with arrival (a Kafka offset within the customer's partition,
     or a row number).
