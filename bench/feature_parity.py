@@ -1,7 +1,7 @@
 """Featurize the whole handbook file offline and compare with the reference features.
 
 Runs :func:`models.features.featurize_frame` (the streaming state classes, driven in
-event-time order with labels 7 days late) over transactions.parquet, compares with
+event-time order with fraud labels 7 days late) over transactions.parquet, compares with
 reference_features.parquet and prints per-feature match rates, wall and CPU time,
 events/s and peak RSS. With ``--stream-rows N`` it also times the state classes the
 way a worker calls them (add + features per event) over the first N rows.
@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS so far {peak_rss_mib():,.0f} MiB"
     )
 
-    n_events = 2 * len(frame)  # each transaction and its label
+    n_frauds = int(frame["is_fraud"].sum())
+    n_events = len(frame) + n_frauds  # each transaction, and the fraud labels
     with Progress(
         *Progress.get_default_columns()[:-1],
         BarColumn(),
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     report = compare_features(ours, ref, atol=1e-6, transactions=frame)
     console.print(report.render(), highlight=False, markup=False)
     console.print(
-        f"featurize_frame: {len(frame):,} transactions + {len(frame):,} labels in "
+        f"featurize_frame: {len(frame):,} transactions + {n_frauds:,} fraud labels in "
         f"{wall:.1f} s wall ({cpu:.1f} s CPU): {len(frame) / wall:,.0f} transactions/s, "
         f"{n_events / wall:,.0f} events/s; peak RSS {peak_rss_mib():,.0f} MiB"
     )

@@ -2,8 +2,10 @@
 
 The batch trainer and the parity checks get their features here, from the very
 classes a stream worker holds per customer and per terminal: the frame is replayed
-as a stream in event-time order, labels entering at their label time (before the
-transactions of the same instant), so the two paths cannot drift apart.
+as a stream in event-time order, fraud labels entering at their label time (before
+the transactions of the same instant), so the two paths cannot drift apart. Genuine
+labels are left out of the replay: an unlabelled transaction counts as genuine, so
+they would change no feature.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ def featurize_frame(
         else np.arange(n, dtype=np.int64)
     )
     label_rows, label_times, label_frauds = _labels(transactions, labels, times)
+    # A genuine label changes no feature (an unlabelled transaction counts as genuine):
+    # replay the fraud labels only.
+    label_rows, label_times = label_rows[label_frauds], label_times[label_frauds]
+    label_frauds = label_frauds[label_frauds]
 
     # Labels first at equal instants, then transactions by (time, seq).
     n_labels = len(label_rows)
