@@ -58,6 +58,15 @@ class TerminalWindows:
     def __len__(self) -> int:
         return len(self._times)
 
+    def __contains__(self, tx_id: object) -> bool:
+        """Whether a transaction is in the windows (a re-add would be a no-op)."""
+        return tx_id in self._known
+
+    @property
+    def horizon_s(self) -> float:
+        """Event time at or before which arrivals are refused (-inf before any expiry)."""
+        return self._horizon
+
     def __repr__(self) -> str:
         return (
             f"TerminalWindows(entries={len(self._times)}, labels={len(self._labels)}, "

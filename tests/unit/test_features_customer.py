@@ -96,6 +96,8 @@ def test_customer_expire_drops_only_what_no_later_window_needs() -> None:
     assert len(cw) == 34
     assert cw.features(39 * DAY, seq=39) == pytest.approx(before)
     # Too old to matter any more: refused, and a re-add of an expired id stays refused.
+    assert cw.horizon_s == 5 * DAY
+    assert "t0" not in cw and "t6" in cw
     assert not cw.add("t0", 0.0, 0.0, seq=100)
     assert not cw.add("older", 5 * DAY, 1.0, seq=101)
     assert cw.add("fresh", 5 * DAY + 1, 1.0, seq=102)
