@@ -3,9 +3,9 @@
 The batch trainer and the parity checks get their features here, from the very
 classes a stream worker holds per customer and per terminal: the frame is replayed
 as a stream in event-time order, fraud labels entering at their label time (before
-the transactions of the same instant), so the two paths cannot drift apart. Genuine
-labels are left out of the replay: an unlabelled transaction counts as genuine, so
-they would change no feature.
+the transactions of the same instant), so the two paths cannot drift apart. A
+transaction's only label, when genuine, is left out of the replay: an unlabelled
+transaction counts as genuine, so it would change no feature.
 """
 
 from __future__ import annotations
@@ -123,10 +123,12 @@ def featurize_frame(
         else np.arange(n, dtype=np.int64)
     )
     label_rows, label_times, label_frauds = _labels(transactions, labels, times)
-    # A genuine label changes no feature (an unlabelled transaction counts as genuine):
-    # replay the fraud labels only.
-    label_rows, label_times = label_rows[label_frauds], label_times[label_frauds]
-    label_frauds = label_frauds[label_frauds]
+    if len(np.unique(label_rows)) == len(label_rows):
+        # A lone genuine label changes no feature (an unlabelled transaction counts as
+        # genuine): replay the fraud labels only. With several labels per transaction
+        # the first one wins, so all of them are replayed.
+        label_rows, label_times = label_rows[label_frauds], label_times[label_frauds]
+        label_frauds = label_frauds[label_frauds]
 
     # Labels first at equal instants, then transactions by (time, seq).
     n_labels = len(label_rows)

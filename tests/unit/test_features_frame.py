@@ -100,6 +100,17 @@ def test_featurize_frame_takes_labels_as_a_frame_or_as_columns() -> None:
     assert by_delay["TERMINAL_ID_RISK_30DAY_WINDOW"].gt(0).any()
 
 
+def test_featurize_frame_keeps_the_first_of_several_labels_as_the_stream_does() -> None:
+    frame = random_frame(9).assign(is_fraud=False)
+    first = frame.assign(label_time=frame["event_time"] + pd.Timedelta(days=1))
+    later = first.assign(is_fraud=True, label_time=first["label_time"] + pd.Timedelta(hours=1))
+    labels = pd.concat([first, later])[["transaction_id", "is_fraud", "label_time"]]
+    got = featurize_frame(frame, labels)
+    assert (got.filter(like="RISK") == 0).all().all()
+    corrected = featurize_frame(frame, later[["transaction_id", "is_fraud", "label_time"]])
+    assert corrected["TERMINAL_ID_RISK_30DAY_WINDOW"].gt(0).any()
+
+
 def test_featurize_frame_without_labels_has_zero_risk() -> None:
     got = featurize_frame(random_frame(5).drop(columns="is_fraud"), None)
     assert (got.filter(like="RISK") == 0).all().all()
