@@ -132,7 +132,7 @@ event_lists = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(events=event_lists, data=st.data())
 def test_customer_streaming_equals_brute_force_in_any_arrival_order(
     events: list[tuple[float, float]], data: st.DataObject
@@ -155,7 +155,7 @@ def test_customer_streaming_equals_brute_force_in_any_arrival_order(
     assert_close(cw.features(query), brute_force(seen, query, None))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(events=event_lists, data=st.data())
 def test_customer_expiry_and_json_round_trip_keep_later_features(
     events: list[tuple[float, float]], data: st.DataObject

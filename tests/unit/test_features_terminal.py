@@ -123,7 +123,7 @@ def brute_force(
     return tuple(out)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(events=terminal_events, data=st.data())
 def test_terminal_streaming_equals_brute_force_in_any_arrival_order(
     events: list[tuple[float, bool, float | None]], data: st.DataObject
