@@ -136,7 +136,8 @@ class TansuProcess:
 
     def output(self) -> str:
         """What the broker printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> int:
