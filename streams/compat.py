@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -104,12 +105,11 @@ class FaustConsumer(faust_aiokafka.Consumer):
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         """Return the end offset of each partition (Faust's table recovery reads to it)."""
         conf = self.app.conf
-        transport = self.transport
         config: dict[str, Any] = dict(
             faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
         )
         config["bootstrap_servers"] = faust_aiokafka.server_list(
-            transport.url, transport.default_port
+            self.transport.url, faust_aiokafka.Transport.default_port
         )
         config["client_id"] = f"{conf.broker_client_id}-end-offsets"
         config["request_timeout_ms"] = int(conf.broker_request_timeout * 1000)
@@ -128,7 +128,7 @@ class FaustTransport(faust_aiokafka.Transport):
     Consumer = FaustConsumer
 
 
-def use_fetched_end_offsets(app: Any) -> None:
+def use_fetched_end_offsets(app: faust.App) -> None:
     """Make a Faust app read end offsets from ``Fetch`` responses (call before start).
 
     Table recovery then reads each changelog to its true end on Tansu; on Apache Kafka
