@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaPythonTopicPartition
@@ -145,3 +146,30 @@ def test_kafka_python_asks_for_a_45_second_session_by_default() -> None:
     # Tansu holds the JoinGroup for half of it: a default kafka-python group consumer
     # gets its first assignment after ~23 s, which reads as "never assigned".
     assert KafkaConsumer.DEFAULT_CONFIG["session_timeout_ms"] == 45_000
+
+
+def test_a_commit_from_outside_an_active_group_is_refused(tansu_conn: KafkaConnection) -> None:
+    topic = new_topic(tansu_conn)
+    group = f"g-{uuid.uuid4().hex}"
+    tp = TopicPartition(topic, 0)
+
+    async def outsider_commits() -> None:
+        member = _member(tansu_conn, topic, group)
+        await member.start()
+        try:
+            await _until_assigned(member, sizes=(1,))
+            outsider = AIOKafkaConsumer(
+                **tansu_conn.aiokafka_kwargs(), group_id=group, enable_auto_commit=False
+            )
+            await outsider.start()
+            try:
+                outsider.assign([tp])
+                await outsider.commit({tp: OffsetAndMetadata(42, "")})
+            finally:
+                await outsider.stop()
+        finally:
+            await member.stop()
+
+    # The broker answers UnknownMemberId, as Kafka does: a fenced member cannot commit.
+    with pytest.raises(CommitFailedError):
+        asyncio.run(outsider_commits())
