@@ -91,7 +91,11 @@ async def fetch_end_offsets(
                 highwater = consumer.highwater(tp)
                 if highwater is not None:
                     ends[tp] = max(highwater, listed[tp])
-        corrected = {tp: (listed[tp], ends[tp]) for tp in tps if ends[tp] != listed[tp]}
+        corrected = {
+            f"{tp.topic}[{tp.partition}]": [listed[tp], ends[tp]]
+            for tp in tps
+            if ends[tp] != listed[tp]
+        }
         if corrected:
             logger.debug("ListOffsets under-reported end offsets", extra={"ends": corrected})
         return ends
@@ -103,7 +107,13 @@ class FaustConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, with end offsets read by :func:`fetch_end_offsets`."""
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
-        """Return the end offset of each partition (Faust's table recovery reads to it)."""
+        """Return the end offset of each partition (Faust's table recovery reads to it).
+
+        In a transactional app Faust wants last stable offsets, which only its own
+        consumer knows: those calls go to Faust unchanged.
+        """
+        if self.in_transaction:
+            return await super().highwaters(*partitions)
         conf = self.app.conf
         config: dict[str, Any] = dict(
             faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
