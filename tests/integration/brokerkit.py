@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import socket
 import subprocess
@@ -90,12 +89,6 @@ async def read_from(
             records.extend(batch[tp])
     finally:
         await consumer.stop()
-
-
-def read_all(conn: KafkaConnection, topic: str, **kwargs: int | str) -> list[bytes | None]:
-    """The values of a partition, from its first offset (synchronous wrapper)."""
-    records = asyncio.run(read_from(conn, topic, **kwargs))  # type: ignore[arg-type]
-    return [r.value for r in records]
 
 
 class TansuProcess:
