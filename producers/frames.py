@@ -12,7 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from models.features import handbook_arrival_order
 
 HANDBOOK_COLUMNS = {
     "TRANSACTION_ID": "transaction_id",
@@ -33,7 +36,15 @@ def _utc(series: pd.Series) -> pd.Series:
 
 
 def normalize(raw: pd.DataFrame) -> pd.DataFrame:
-    """Map a raw frame onto the common layout, sorted by event time (stable)."""
+    """Map a raw frame onto the common layout, in event-time order.
+
+    Equal event times keep the file's order, except in a handbook file, where they
+    follow the order its reference features were computed in (so that Kafka offsets
+    break ties as the reference did; see :func:`models.features.handbook_arrival_order`).
+    """
+    order = None
+    if {"TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID"} <= set(raw.columns):
+        order = handbook_arrival_order(raw)
     frame = raw.rename(columns=HANDBOOK_COLUMNS)
     missing = [c for c in REQUIRED if c not in frame]
     if missing:
@@ -51,6 +62,8 @@ def normalize(raw: pd.DataFrame) -> pd.DataFrame:
         out["is_fraud"] = frame["is_fraud"].astype(bool)
     if "label_time" in frame:
         out["label_time"] = _utc(frame["label_time"])
+    if order is not None:
+        return out.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
     return out.sort_values("event_time", kind="stable").reset_index(drop=True)
 
 

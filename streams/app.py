@@ -111,8 +111,13 @@ class StreamWorker:
             topic_replication_factor=topics.replication_factor,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
-            broker_session_timeout=worker.session_timeout_s,
-            broker_heartbeat_interval=worker.heartbeat_interval_s,
+            # The embedded broker answers joins after half the session timeout.
+            broker_session_timeout=min(worker.session_timeout_s, 2.0)
+            if conn.embedded
+            else worker.session_timeout_s,
+            broker_heartbeat_interval=min(worker.heartbeat_interval_s, 0.3)
+            if conn.embedded
+            else worker.heartbeat_interval_s,
             key_serializer="raw",
             value_serializer="raw",
             producer_linger=0.005,
@@ -355,7 +360,13 @@ class StreamWorker:
         self.held = waiting
         if not ready:
             return
-        result = self.terminals.featurize([(h.record, h.enriched) for h in ready])
+        oldest: dict[int, float] = {}
+        for h in waiting:
+            t = h.enriched.transaction.event_time.timestamp()
+            p = h.record.partition
+            if t < oldest.get(p, float("inf")):
+                oldest[p] = t
+        result = self.terminals.featurize([(h.record, h.enriched) for h in ready], oldest)
         outputs = [*self._entries(result.writes), *result.outputs]
         if result.rows:
             scored = self.scorer.score(result.rows)

@@ -33,9 +33,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode import ServiceT
+
+from streams.compat import FaustConsumer, FaustTransport
 
 
 class BatchMessage(Message):  # type: ignore[misc]
@@ -72,8 +73,12 @@ class BatchMessage(Message):  # type: ignore[misc]
         return True
 
 
-class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
-    """Faust's aiokafka consumer, delivering batch topics one batch event at a time."""
+class BatchingConsumer(FaustConsumer):  # type: ignore[misc]
+    """Faust's aiokafka consumer, delivering batch topics one batch event at a time.
+
+    Built on :class:`streams.compat.FaustConsumer`, so table recovery reads changelogs
+    to their true end on the embedded broker too.
+    """
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - I/O loop
         batch_topics: frozenset[str] = getattr(self.app, "batch_topics", frozenset())
@@ -197,7 +202,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             await channel.queue.put(event)
 
 
-class BatchingTransport(faust_aiokafka.Transport):  # type: ignore[misc]
+class BatchingTransport(FaustTransport):  # type: ignore[misc]
     """The aiokafka transport with :class:`BatchingConsumer`."""
 
     Consumer: ClassVar[type] = BatchingConsumer

@@ -83,6 +83,11 @@ class Harness:
         env["STREAMSCORE_WORKER__DATA_DIR"] = str(self._tmp / "worker")
         env["STREAMSCORE_LEARNER__CHECKPOINT"] = str(self._tmp / "learner" / "checkpoint.bin")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.conn.embedded:
+            # The embedded broker answers a join after half the session timeout and
+            # keeps a stopped member for a whole one (docs/broker.md): keep it short.
+            env.setdefault("STREAMSCORE_WORKER__SESSION_TIMEOUT_S", "2")
+            env.setdefault("STREAMSCORE_WORKER__HEARTBEAT_INTERVAL_S", "0.3")
         env.update(self.extra_env)
         return env
 

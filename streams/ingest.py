@@ -52,7 +52,6 @@ class IngestConfig:
     enriched_partitions: int = 4
     dead_letter_topic: str = "dead-letters"
     max_lateness_s: float = 3600.0
-    horizon_s: float = 30 * DAY_S
 
 
 @dataclass
@@ -81,12 +80,14 @@ class CustomerStage:
 
     # -- state recovery -------------------------------------------------------------
     def restore(self, partition: int, key: str, value: list[float] | None) -> None:
-        """Apply one changelog entry (called during recovery)."""
+        """Apply one changelog entry (called during recovery).
+
+        Deletions are expiries: :meth:`drop_partitions`, called when recovery ends,
+        expires again from the restored watermarks, which removes those entries.
+        """
         customer_id, _, tx_id = key.partition("|")
         windows = self.customers.get(customer_id)
         if value is None:
-            if windows is not None:
-                windows.remove(tx_id)
             return
         time_s, amount, seq = value
         if windows is None:
@@ -98,7 +99,7 @@ class CustomerStage:
             self.watermarks[partition] = float(time_s)
 
     def drop_partitions(self, keep: set[int]) -> None:
-        """Forget state of partitions this worker no longer owns."""
+        """After recovery: forget partitions not owned, expire what the rest restored."""
         gone = [c for c, p in self.partition_of.items() if p not in keep]
         for customer_id in gone:
             self.customers.pop(customer_id, None)
@@ -106,6 +107,11 @@ class CustomerStage:
         for p in list(self.watermarks):
             if p not in keep:
                 del self.watermarks[p]
+        lateness = self.config.max_lateness_s
+        for customer_id, windows in self.customers.items():
+            mark = self.watermarks.get(self.partition_of[customer_id])
+            if mark is not None:
+                windows.expire(mark - lateness)
 
     # -- processing -----------------------------------------------------------------
     def process(self, records: list[Record]) -> IngestResult:
@@ -211,7 +217,7 @@ class CustomerStage:
         if mark is None or time_s > mark:
             self.watermarks[partition] = time_s
             mark = time_s
-        for expired in windows.expire(mark - self.config.horizon_s - self.config.max_lateness_s):
+        for expired in windows.expire(mark - self.config.max_lateness_s):
             result.writes.append(
                 StateWrite(CUSTOMER_TABLE, partition, f"{tx.customer_id}|{expired}", None)
             )

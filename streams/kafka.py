@@ -28,12 +28,17 @@ class KafkaConnection:
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
+    #: True for the embedded broker (tune group timings to it; see docs/broker.md).
+    embedded: bool = False
 
     @classmethod
-    def from_settings(cls, settings: KafkaSettings, bootstrap_servers: str) -> KafkaConnection:
+    def from_settings(
+        cls, settings: KafkaSettings, bootstrap_servers: str, embedded: bool = False
+    ) -> KafkaConnection:
         """Build from settings; ``bootstrap_servers`` may come from an embedded broker."""
         return cls(
             bootstrap_servers=bootstrap_servers,
+            embedded=embedded,
             client_id=settings.client_id,
             security_protocol=settings.security_protocol,
             sasl_mechanism=settings.sasl_mechanism,

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
-from models.features import FEATURE_NAMES, compare_features
+from models.features import FEATURE_NAMES, compare_features, reference_features
 from producers.frames import load_transactions
 from producers.replay import ReplayConfig, ReplaySummary, replay
 from streams.harness import Harness, read_topics
@@ -197,11 +197,12 @@ def run_parity(
         f"dead_letters={sum(acc.dead.values()):,} missing={len(acc.missing):,} "
         f"duplicates={acc.duplicates:,}"
     )
-    ids = compare["transaction_id"]
-    ours = run.features.reindex(ids)
-    ref = load_reference(reference).reindex(ids)
-    ref.insert(0, "TX_AMOUNT", compare.set_index("transaction_id")["amount"])
-    report = compare_features(ours, ref[list(FEATURE_NAMES)])
+    ids = set(compare["transaction_id"])
+    ours = run.features[run.features.index.isin(ids)]
+    ref = reference_features(pd.read_parquet(reference), pd.read_parquet(file))
+    ref = ref[ref.index.astype(str).isin(ids)]
+    ref.index = ref.index.astype(str)
+    report = compare_features(ours, ref, transactions=frame)
     console.print(report.render())
     accounted = not acc.missing and acc.duplicates == 0
     return ParityOutcome(report.fraction, accounted, run)

@@ -33,4 +33,4 @@ def kafka_connection(settings: StreamsSettings) -> Iterator[KafkaConnection]:
         return
     with EmbeddedBroker(broker_config(settings.broker)) as broker:
         logger.info("no bootstrap server configured: embedded broker at %s", broker.bootstrap)
-        yield KafkaConnection.from_settings(settings.kafka, broker.bootstrap)
+        yield KafkaConnection.from_settings(settings.kafka, broker.bootstrap, embedded=True)

@@ -52,7 +52,6 @@ class TerminalConfig:
     features_topic: str | None = "features"
     upstream_partitions: int = 4
     label_delay_s: float = 7 * DAY_S
-    horizon_s: float = 30 * DAY_S
     max_lateness_s: float = 3600.0
 
 
@@ -96,36 +95,44 @@ class TerminalStage:
         self.label_watermarks: dict[int, float] = {}
         self.watermarks: dict[int, float] = {}
         self.upstream: dict[int, dict[int, float]] = {}
+        self._held: dict[int, float] = {}
 
     # -- state recovery -------------------------------------------------------------
-    def restore(self, partition: int, key: str, value: list[float | None] | None) -> None:
-        """Apply one changelog entry (called during recovery)."""
-        terminal_id, _, tx_id = key.partition("|")
-        windows = self.terminals.get(terminal_id)
+    def restore(self, partition: int, key: str, value: list[float] | None) -> None:
+        """Apply one changelog entry (called during recovery).
+
+        Keys: ``t|<terminal>|<tx>`` -> ``[time]`` a transaction, ``l|<terminal>|<tx>``
+        -> ``[tx time, label time, is_fraud]`` a label. Deletions are expiries, redone
+        from the restored watermarks by :meth:`drop_partitions` when recovery ends.
+        """
         if value is None:
-            if windows is not None:
-                windows.remove(tx_id)
             return
-        if windows is None:
-            windows = self.terminals[terminal_id] = TerminalWindows()
-        self.partition_of[terminal_id] = partition
-        tx_time, present, is_fraud, label_time = value
-        assert tx_time is not None
-        if present:
-            windows.add_transaction(tx_id, tx_time)
-            self._advance(self.watermarks, partition, tx_time)
-        if is_fraud is not None and label_time is not None:
+        kind, terminal_id, tx_id = key.split("|", 2)
+        windows = self._windows(terminal_id, partition)
+        if kind == "t":
+            windows.add_transaction(tx_id, value[0])
+            self._advance(self.watermarks, partition, value[0])
+        else:
+            tx_time, label_time, is_fraud = value
             windows.add_label(tx_id, tx_time, label_time, bool(is_fraud))
             self._advance(self.label_watermarks, partition, label_time)
 
     def drop_partitions(self, keep: set[int]) -> None:
-        """Forget state of partitions this worker no longer owns."""
+        """After recovery: forget partitions not owned, expire what the rest restored."""
         for terminal_id in [t for t, p in self.partition_of.items() if p not in keep]:
             self.terminals.pop(terminal_id, None)
             self.partition_of.pop(terminal_id, None)
         for marks in (self.label_watermarks, self.watermarks, self.upstream):
             for p in [p for p in marks if p not in keep]:
                 del marks[p]
+        for terminal_id, windows in self.terminals.items():
+            mark = self.watermarks.get(self.partition_of[terminal_id])
+            if mark is not None:
+                # Restored state trails the newest restored time by at least the margin
+                # live expiry keeps (see _expiry_mark).
+                windows.expire(
+                    mark - self.config.max_lateness_s - 2 * DAY_S, self.config.label_delay_s
+                )
 
     # -- labels ---------------------------------------------------------------------
     def apply_labels(self, records: list[Record]) -> LabelResult:
@@ -149,13 +156,8 @@ class TerminalStage:
                     StateWrite(
                         TERMINAL_TABLE,
                         record.partition,
-                        f"{label.terminal_id}|{label.transaction_id}",
-                        [
-                            tx_time,
-                            int(windows.has_transaction(label.transaction_id)),
-                            int(label.is_fraud),
-                            label_time,
-                        ],
+                        f"l|{label.terminal_id}|{label.transaction_id}",
+                        [tx_time, label_time, int(label.is_fraud)],
                     )
                 )
             self._advance(self.label_watermarks, record.partition, label_time)
@@ -197,8 +199,17 @@ class TerminalStage:
         """The message that routes ``letter`` to the dead-letter topic."""
         return to_output(letter, self.config.dead_letter_topic, record.key)
 
-    def featurize(self, items: list[tuple[Record, EnrichedTransaction]]) -> FeatureResult:
-        """Complete the feature vectors of decoded, ready transactions."""
+    def featurize(
+        self,
+        items: list[tuple[Record, EnrichedTransaction]],
+        held: dict[int, float] | None = None,
+    ) -> FeatureResult:
+        """Complete the feature vectors of decoded, ready transactions.
+
+        ``held`` gives, per partition, the oldest event time among transactions still
+        waiting: state they will need is not expired.
+        """
+        self._held = held or {}
         result = FeatureResult()
         for record, enriched in items:
             try:
@@ -222,29 +233,25 @@ class TerminalStage:
         partition = record.partition
         windows = self._windows(tx.terminal_id, partition)
         if windows.add_transaction(tx.transaction_id, time_s):
-            labelled = windows.label_of(tx.transaction_id)
             result.writes.append(
                 StateWrite(
-                    TERMINAL_TABLE,
-                    partition,
-                    f"{tx.terminal_id}|{tx.transaction_id}",
-                    [
-                        time_s,
-                        1,
-                        None if labelled is None else int(labelled[0]),
-                        None if labelled is None else labelled[1],
-                    ],
+                    TERMINAL_TABLE, partition, f"t|{tx.terminal_id}|{tx.transaction_id}", [time_s]
                 )
             )
         values = [*enriched.customer_features, *windows.features(time_s, self.config.label_delay_s)]
         if len(values) != len(FEATURE_NAMES):
             raise ValueError(f"{len(values)} feature values for {len(FEATURE_NAMES)} names")
         mark = self._advance(self.watermarks, partition, time_s)
-        horizon = self.config.label_delay_s + self.config.horizon_s + self.config.max_lateness_s
-        for expired in windows.expire(mark - horizon):
-            result.writes.append(
-                StateWrite(TERMINAL_TABLE, partition, f"{tx.terminal_id}|{expired}", None)
-            )
+        gone_tx, gone_labels = windows.expire(
+            mark - self.config.max_lateness_s, self.config.label_delay_s
+        )
+        for kind, ids in (("t", gone_tx), ("l", gone_labels)):
+            for expired in ids:
+                result.writes.append(
+                    StateWrite(
+                        TERMINAL_TABLE, partition, f"{kind}|{tx.terminal_id}|{expired}", None
+                    )
+                )
         if self.config.features_topic is not None:
             vector = FeatureVector(
                 transaction_id=tx.transaction_id,
@@ -264,6 +271,22 @@ class TerminalStage:
                 )
             )
         return Featurized(enriched, partition, record.offset, values)
+
+    def _expiry_mark(self, partition: int) -> float:
+        """The oldest event time a transaction of ``partition`` may still have.
+
+        Transactions from several source partitions interleave here, so the bound is
+        the slowest source's watermark (not the newest time seen), or the oldest
+        transaction still held back for labels if older, less a day of margin.
+        """
+        marks = self.upstream.get(partition)
+        if not marks or len(marks) < self.config.upstream_partitions:
+            return float("-inf")
+        floor = min(marks.values())
+        held = self._held.get(partition)
+        if held is not None:
+            floor = min(floor, held)
+        return floor - DAY_S
 
     # -- helpers --------------------------------------------------------------------
     def _windows(self, terminal_id: str, partition: int) -> TerminalWindows:

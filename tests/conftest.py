@@ -27,7 +27,10 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_conn(kafka_bootstrap: str) -> KafkaConnection:
     """A plaintext connection to the test broker."""
-    return KafkaConnection(bootstrap_servers=kafka_bootstrap, client_id="streamscore-test")
+    embedded = not os.environ.get("STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS")
+    return KafkaConnection(
+        bootstrap_servers=kafka_bootstrap, client_id="streamscore-test", embedded=embedded
+    )
 
 
 TopicFactory = Callable[..., str]

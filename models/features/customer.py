@@ -215,7 +215,16 @@ class CustomerWindows:
         self.add(tx_id, time_s, amount, seq)
         return self.features(time_s, seq)
 
-    def expire(self, watermark_s: float) -> int:
+    def seq_of(self, tx_id: TxId) -> int | None:
+        """The sequence number a transaction was added with, None if it is not held.
+
+        Tells a redelivery (same sequence) from a duplicate (another one).
+        """
+        if tx_id not in self._known:
+            return None
+        return self._seqs[self._ids.index(tx_id)]
+
+    def expire(self, watermark_s: float) -> list[TxId]:
         """Drop what no window of a transaction at or after ``watermark_s`` can see.
 
         Call it now and then with the oldest event time still expected (e.g. the
@@ -224,25 +233,26 @@ class CustomerWindows:
 
         Returns
         -------
-        int
-            The number of entries dropped.
+        list
+            The ids of the entries dropped, oldest first.
         """
         cutoff = watermark_s - CUSTOMER_HORIZON_S
         if cutoff <= self._horizon:
-            return 0
+            return []
         self._horizon = cutoff
         times = self._times
         if not times or times[0] > cutoff:
-            return 0
+            return []
         k = bisect_right(times, cutoff)
-        self._known.difference_update(self._ids[:k])
+        dropped = self._ids[:k]
+        self._known.difference_update(dropped)
         del times[:k], self._seqs[:k], self._amounts[:k], self._ids[:k]
         self._cum = list(accumulate(self._amounts))
         self._query_time = float("inf")
         if self._late:
             self._late = [entry for entry in self._late if entry[0] > cutoff]
             self._late_seq = max((entry[1] for entry in self._late), default=-1)
-        return k
+        return dropped
 
     def to_state(self) -> dict[str, Any]:
         """Return the windows as JSON-able lists (see :meth:`from_state`)."""

@@ -159,31 +159,45 @@ class TerminalWindows:
             f30 / n30 if n30 else 0.0,
         )
 
-    def expire(self, watermark_s: float, delay_s: float) -> int:
+    def unlabeled(self, time_s: float, delay_s: float) -> int:
+        """How many transactions in the 30-day window at ``time_s`` have no label yet.
+
+        When it is 0, no label still to come can change the features at ``time_s``.
+        """
+        end = time_s - delay_s
+        times, ids, labels = self._times, self._ids, self._labels
+        hi = bisect_right(times, end)
+        lo = bisect_right(times, end - _W30, 0, hi)
+        return sum(1 for k in range(lo, hi) if ids[k] not in labels)
+
+    def expire(self, watermark_s: float, delay_s: float) -> tuple[list[TxId], list[TxId]]:
         """Drop what no window of a transaction at or after ``watermark_s`` can see.
 
         Later transactions and labels at or before the new horizon are refused.
 
         Returns
         -------
-        int
-            The number of transaction entries dropped.
+        tuple
+            The ids of the transaction entries and of the labels dropped.
         """
         cutoff = watermark_s - delay_s - _W30
         if cutoff <= self._horizon:
-            return 0
+            return [], []
         self._horizon = cutoff
         self._query = float("inf")
         times = self._times
         k = bisect_right(times, cutoff) if times and times[0] <= cutoff else 0
+        dropped = self._ids[:k]
         if k:
-            self._known.difference_update(self._ids[:k])
+            self._known.difference_update(dropped)
             del times[:k], self._ids[:k]
+        old_labels: list[TxId] = []
         if self._labels and min(self._labels.values()) <= cutoff:
+            old_labels = [i for i, t in self._labels.items() if t <= cutoff]
             self._labels = {i: t for i, t in self._labels.items() if t > cutoff}
         if self._fraud and self._fraud[0][0] <= cutoff:
             del self._fraud[: bisect_right(self._fraud, cutoff, key=_by_time)]
-        return k
+        return dropped, old_labels
 
     def to_state(self) -> dict[str, Any]:
         """Return the windows as JSON-able lists (see :meth:`from_state`)."""

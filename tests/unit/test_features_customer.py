@@ -92,7 +92,7 @@ def test_customer_expire_drops_only_what_no_later_window_needs() -> None:
         cw.add(f"t{i}", i * DAY, float(i), seq=i)
     before = cw.features(39 * DAY, seq=39)
     dropped = cw.expire(35 * DAY)
-    assert dropped == 6  # days 0..5 are at or before 35 - 30
+    assert dropped == [f"t{i}" for i in range(6)]  # days 0..5 are at or before 35 - 30
     assert len(cw) == 34
     assert cw.features(39 * DAY, seq=39) == pytest.approx(before)
     # Too old to matter any more: refused, and a re-add of an expired id stays refused.

@@ -73,7 +73,7 @@ def test_terminal_expire_keeps_later_features_and_refuses_old_arrivals() -> None
         tw.add_label(i, i * DAY, i * DAY + DELAY, is_fraud=i % 3 == 0)
     queries = [45 * DAY + k * DAY / 3 for k in range(20)]
     before = [tw.features(q, DELAY) for q in queries]
-    assert tw.expire(45 * DAY, DELAY) == 9  # days 0..8 are at or before 45 - 37
+    assert len(tw.expire(45 * DAY, DELAY)[0]) == 9  # days 0..8 are at or before 45 - 37
     assert [tw.features(q, DELAY) for q in queries] == before
     assert tw.horizon_s == 8 * DAY and 8 not in tw and 9 in tw
     assert not tw.add_transaction("late", 8 * DAY)
