@@ -35,13 +35,16 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import Message
 
+from streams import metrics
 from streams.batching import BatchingApp
 from streams.events import EnrichedTransaction, Watermark
+from streams.exporter import faust_partition_offsets, install_faust_sensor
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.kafka import KafkaConnection
 from streams.publish import BatchPublisher
 from streams.records import Output, Record, StateWrite
 from streams.settings import StreamsSettings
+from streams.snapshots import MetricsSnapshotter
 from streams.state import RAW_SCHEMA, ChangelogTable
 from streams.terminal import TERMINAL_TABLE, TerminalConfig, TerminalStage
 
@@ -156,6 +159,17 @@ class StreamWorker:
         self.app.timer(0.05, name="release-held")(self._release_timer)
         self.app.timer(1.0, name="idle-watermarks")(self._idle_watermarks)
         self.read_offsets: dict[int, int] = {}
+        # metrics: Faust's sensor, the consumer-lag feed and the `metrics` topic snapshots.
+        install_faust_sensor(self.app)
+        self.app.timer(1.0, name="metrics-lag")(self._feed_lag)
+        self.snapshotter = MetricsSnapshotter(
+            metrics.REGISTRY,
+            settings.metrics.process_name or "worker",
+            topic=topics.metrics.name,
+            interval_s=settings.metrics.snapshot_interval_s,
+        )
+        if self.snapshotter.interval_s > 0:
+            self.app.timer(self.snapshotter.interval_s, name="metrics-snapshot")(self._snapshot)
 
     def _table(self, name: str, stage: CustomerStage | TerminalStage) -> ChangelogTable:
         def assigned(partitions: set[int]) -> None:
@@ -217,8 +231,16 @@ class StreamWorker:
     async def _ingest_agent(self, stream: faust.StreamT) -> None:
         self._ingest_publisher = publisher = await self._publisher()
         async for messages in stream:
+            started = time.perf_counter()
             result = self.customers.process([to_record(m) for m in messages])
             self.read_offsets[messages[-1].partition] = messages[-1].offset
+            # metrics: one update per batch.
+            metrics.observe_batch(
+                "ingest", len(messages), result.enriched, result.dead, time.perf_counter() - started
+            )
+            mark = self.customers.watermarks.get(messages[-1].partition)
+            if mark is not None:
+                metrics.set_watermark("ingest", mark)
             await self._send(publisher, [*self._entries(result.writes), *result.outputs])
 
     async def _idle_watermarks(self) -> None:
@@ -249,6 +271,7 @@ class StreamWorker:
         outputs: list[Output] = []
         if messages[0].topic == self.labels_name:
             applied = self.terminals.apply_labels([to_record(m) for m in messages])
+            metrics.observe_batch("labels", len(messages), len(applied.labels), applied.dead)
             outputs.extend(self._entries(applied.writes))
             outputs.extend(applied.outputs)
         else:
@@ -262,6 +285,7 @@ class StreamWorker:
                     self.terminals.apply_watermark(record.partition, decoded)
                 else:
                     outputs.append(self.terminals.dead_letter_output(record, decoded))
+                    metrics.DEAD_LETTERS.labels("terminal", decoded.reason).inc()
         await self._send(publisher, outputs)
         await self._release(publisher)
 
@@ -292,9 +316,27 @@ class StreamWorker:
         self.held = waiting
         if not ready:
             return
+        started = time.perf_counter()
         result = self.terminals.featurize([(h.record, h.enriched) for h in ready])
+        # metrics: featurized (stage `terminal`); the scoring stage reports `score`.
+        metrics.observe_batch(
+            "terminal", len(ready), len(result.rows), result.dead, time.perf_counter() - started
+        )
+        metrics.observe_latency(
+            "terminal",
+            time.time(),
+            event_times_s=[r.enriched.transaction.event_time.timestamp() for r in result.rows],
+            ingest_times_s=[r.enriched.ingest_time.timestamp() for r in result.rows],
+        )
         await self._send(publisher, [*self._entries(result.writes), *result.outputs])
         consumer = self.app.consumer
         for h in ready:
             if h.referenced:
                 h.message.ack(consumer)
+
+    # -- metrics ----------------------------------------------------------------------
+    async def _feed_lag(self) -> None:
+        metrics.CONSUMER_LAG.update(faust_partition_offsets(self.app))
+
+    async def _snapshot(self) -> None:
+        await self._send(await self._publisher(), self.snapshotter.outputs())

@@ -26,6 +26,10 @@ def run_worker(settings: StreamsSettings, log_level: str = "WARNING") -> None:
             print(f"bootstrap: {conn.bootstrap_servers}", flush=True)
         create_topics(conn, topic_specs(settings.topics))
         worker = StreamWorker(settings, conn)
+        if settings.metrics.enabled:
+            from streams.exporter import start_metrics_server
+
+            start_metrics_server(settings.metrics.host, settings.metrics.port)
         faust.Worker(
             worker.app,
             loglevel=log_level,

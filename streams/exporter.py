@@ -1,0 +1,119 @@
+"""Expose the metrics: the HTTP endpoint, Faust's sensor and the lag feed.
+
+- :func:`start_metrics_server` serves :data:`streams.metrics.REGISTRY` at
+  ``http://HOST:PORT/metrics`` from a daemon thread (loopback unless configured).
+- :func:`install_faust_sensor` puts Faust's Prometheus monitor on an app, so Faust's
+  internals land in the same registry as ``streamscore_faust_*``.
+- :func:`faust_partition_offsets` reads a Faust consumer's end, committed and read
+  offsets, to feed :data:`streams.metrics.CONSUMER_LAG`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from streams.metrics import REGISTRY, PartitionOffsets
+
+logger = logging.getLogger(__name__)
+
+#: Prefix of the metrics of Faust's sensor (fixed: the app id varies per deployment).
+FAUST_PREFIX = "streamscore_faust"
+
+
+@dataclass
+class MetricsServer:
+    """A running metrics endpoint."""
+
+    host: str
+    port: int
+    _server: Any
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        """The URL Prometheus scrapes."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def start_metrics_server(
+    host: str = "127.0.0.1", port: int = 9464, registry: CollectorRegistry = REGISTRY
+) -> MetricsServer:
+    """Serve ``registry`` at ``http://host:port/metrics`` from a daemon thread.
+
+    When ``port`` is taken (several processes on one host with the same settings), a
+    free port is used instead and a warning names it; ``port=0`` always picks one.
+
+    Raises
+    ------
+    OSError
+        The address cannot be bound at all (e.g. a host name that is not local).
+    """
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or port == 0:
+            raise
+        server, thread = start_http_server(0, addr=host, registry=registry)
+        logger.warning("metrics port %d is in use; serving on %d instead", port, server.server_port)
+    served = MetricsServer(host, int(server.server_port), server, thread)
+    logger.info("metrics endpoint at %s", served.url)
+    return served
+
+
+_FAUST_METRICS: dict[int, Any] = {}
+
+
+def install_faust_sensor(app: Any, registry: CollectorRegistry = REGISTRY) -> None:
+    """Record Faust's internals with its Prometheus monitor, in ``registry``.
+
+    Call before the app starts (the monitor becomes the app's ``monitor`` sensor).
+    Faust's families are created once per registry, so several apps in one process
+    share them. Faust's own ``/metrics`` web page is not used: the endpoint of
+    :func:`start_metrics_server` serves the same registry.
+    """
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+
+    metrics = _FAUST_METRICS.get(id(registry))
+    if metrics is None:
+        metrics = _FAUST_METRICS[id(registry)] = FaustMetrics.create(registry, FAUST_PREFIX)
+    app.monitor = PrometheusMonitor(metrics=metrics)
+
+
+def faust_partition_offsets(app: Any) -> list[PartitionOffsets]:
+    """End, committed and read offsets of every partition assigned to a Faust app.
+
+    Reads the consumer's cached high watermarks and the offsets Faust tracks; it
+    sends no request, so a timer may call it every second.
+    """
+    consumer = app.consumer
+    committed: dict[Any, int] = dict(app.monitor.tp_committed_offsets)
+    read: dict[Any, int | None] = getattr(consumer, "_read_offset", {})
+    rows = []
+    for tp in sorted(consumer.assignment()):
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
+        last_read = read.get(tp)
+        rows.append(
+            PartitionOffsets(
+                tp.topic,
+                tp.partition,
+                int(end),
+                committed.get(tp),
+                None if last_read is None else int(last_read) + 1,
+            )
+        )
+    return rows
