@@ -117,11 +117,12 @@ class MetricsSnapshotter:
         for name, kind, sample, n in self._samples():
             families = parts[-1]
             same = bool(families) and families[-1][0] == name
-            extra = n if same else n + len(name) + len(kind) + 40
+            # A new family costs its own envelope (and a comma) besides the sample.
+            opening = len(encode(MetricFamily(name=name, kind=kind))) + 1
+            extra = n if same else n + opening
             if size + extra > self.max_bytes and families:
                 parts.append([])
-                families, size, same = parts[-1], header, False
-                extra = n + len(name) + len(kind) + 40
+                families, size, same, extra = parts[-1], header, False, n + opening
             if same:
                 families[-1][2].append(sample)
             else:
