@@ -181,7 +181,10 @@ def simulate(
     with kafka_connection(settings) as conn, progress_bars() as update:
         summary = asyncio.run(
             run_replay(
-                conn, normalize(frame), replay_config, progress=lambda i, n: update("simulate", i, n)
+                conn,
+                normalize(frame),
+                replay_config,
+                progress=lambda i, n: update("simulate", i, n),
             )
         )
     console.print(

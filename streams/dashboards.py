@@ -16,6 +16,7 @@ provisioned in ``grafana/provisioning/datasources/``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -471,13 +472,6 @@ def drift() -> dict[str, Any]:
     d = (
         _base("streamscore-drift", "streamscore / Drift", "Has the data changed?")
         .with_panel(
-            stat(
-                "Drift events in range",
-                "short",
-                ("sum(increase(streamscore_drift_events_total[$__range]))", "events"),
-            )
-        )
-        .with_panel(
             timeseries(
                 "Detector state (statistic / threshold)",
                 "short",
@@ -513,6 +507,13 @@ def drift() -> dict[str, Any]:
                 [("max by (role) (streamscore_live_auc_ratio)", "{{role}}")],
             )
         )
+        .with_panel(
+            stat(
+                "Drift events in range",
+                "short",
+                ("sum(increase(streamscore_drift_events_total[$__range]))", "events"),
+            ).height(8)
+        )
         .annotation(drift_annotation())
     )
     return _numbered(d)
@@ -527,10 +528,13 @@ DASHBOARDS: dict[str, Callable[[], dict[str, Any]]] = {
 
 def render() -> dict[str, str]:
     """File name -> JSON text of every dashboard."""
-    return {
-        name: json.dumps(build(), indent=2, sort_keys=True) + "\n"
-        for name, build in DASHBOARDS.items()
-    }
+    with warnings.catch_warnings():
+        # The SDK prefers the v2 schema, which Grafana 12 serves only behind toggles.
+        warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+        return {
+            name: json.dumps(build(), indent=2, sort_keys=True) + "\n"
+            for name, build in DASHBOARDS.items()
+        }
 
 
 def write(directory: Path = DEFAULT_DIR) -> list[Path]:

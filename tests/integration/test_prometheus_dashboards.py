@@ -196,9 +196,7 @@ def test_worker_counts_every_transaction_and_dead_letter(run: Run) -> None:
     assert total('streamscore_events_in_total{stage="ingest"}') == n + len(MALFORMED)
     dead = total('streamscore_dead_letters_total{stage="ingest"}')
     assert dead == len(MALFORMED) + sum(run.accounting.dead.values())
-    assert total('streamscore_events_out_total{stage="terminal"}') == len(
-        run.accounting.featurized
-    )
+    assert total('streamscore_events_out_total{stage="terminal"}') == len(run.accounting.featurized)
 
 
 def test_worker_sends_metric_snapshots_to_the_metrics_topic(run: Run) -> None:
@@ -219,4 +217,3 @@ def test_dashboard_query_returns_data(run: Run, query: PanelQuery) -> None:
         return  # fires only on drift: the query must run and its metrics exist
     values = [float(v) for s in series for _, v in s["values"]]
     assert any(not math.isnan(v) for v in values), f"no data for {expr}"
-

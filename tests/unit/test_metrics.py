@@ -123,12 +123,18 @@ def test_models_in_service_replace_the_versions_of_their_role() -> None:
     metrics.set_models_in_service({"deep": "v1", "challenger": "v2"})
     metrics.set_models_in_service({"deep": "v3"})
     assert value("streamscore_model_info", role="deep", version="v3") == 1
-    assert metrics.REGISTRY.get_sample_value(
-        "streamscore_model_info", {"role": "deep", "version": "v1"}
-    ) is None
-    assert metrics.REGISTRY.get_sample_value(
-        "streamscore_model_info", {"role": "challenger", "version": "v2"}
-    ) is None
+    assert (
+        metrics.REGISTRY.get_sample_value(
+            "streamscore_model_info", {"role": "deep", "version": "v1"}
+        )
+        is None
+    )
+    assert (
+        metrics.REGISTRY.get_sample_value(
+            "streamscore_model_info", {"role": "challenger", "version": "v2"}
+        )
+        is None
+    )
 
 
 @dataclass(frozen=True)

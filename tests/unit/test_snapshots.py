@@ -28,7 +28,9 @@ def _registry(series: int = 3) -> CollectorRegistry:
     return registry
 
 
-def _registry_values(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _registry_values(
+    registry: CollectorRegistry,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in registry.collect()
@@ -44,7 +46,12 @@ def test_snapshot_round_trips_every_finite_sample_through_the_codec() -> None:
     decoded = [decode(MetricsSnapshot, encode(s)) for s in snaps]
     assert decoded == snaps
     assert snapshot_values(decoded) == _registry_values(registry)
-    assert {f.kind for s in decoded for f in s.families} == {"counter", "histogram", "gauge", "info"}
+    assert {f.kind for s in decoded for f in s.families} == {
+        "counter",
+        "histogram",
+        "gauge",
+        "info",
+    }
     assert all(s.taken_time == taken for s in decoded)
 
 
