@@ -330,6 +330,11 @@ REGISTRY.register(CONSUMER_LAG)
 for _stage in STAGES:
     EVENTS_IN.labels(_stage)
     EVENTS_OUT.labels(_stage)
+    BATCH_SIZE.labels(_stage)
+    BATCH_DURATION.labels(_stage)
+for _stage in ("terminal", "score"):
+    for _since in ("event_time", "ingest_time"):
+        END_TO_END_LATENCY.labels(_stage, _since)
 for _decision in DECISIONS:
     DECISIONS_TOTAL.labels(_decision)
 

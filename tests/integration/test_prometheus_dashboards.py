@@ -105,6 +105,7 @@ async def _drive(harness: Harness, conn: KafkaConnection) -> tuple[Accounting, l
             transactions_topic=topics.transactions.name,
             labels_topic=topics.labels.name,
             label_delay="7d",
+            speed=200_000.0,  # ten days in about four seconds: several scrapes see it
         ),
     )
     await _publish_raw(conn, topics.transactions.name, MALFORMED)
