@@ -38,7 +38,7 @@ from faust.types import Message
 from streams import metrics
 from streams.batching import BatchingApp
 from streams.events import EnrichedTransaction, Watermark
-from streams.exporter import faust_partition_offsets, install_faust_sensor
+from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.kafka import KafkaConnection
 from streams.publish import BatchPublisher
@@ -337,6 +337,7 @@ class StreamWorker:
     # -- metrics ----------------------------------------------------------------------
     async def _feed_lag(self) -> None:
         metrics.CONSUMER_LAG.update(faust_partition_offsets(self.app))
+        sync_faust_sensor(self.app)
 
     async def _snapshot(self) -> None:
         await self._send(await self._publisher(), self.snapshotter.outputs())

@@ -3,7 +3,8 @@
 - :func:`start_metrics_server` serves :data:`streams.metrics.REGISTRY` at
   ``http://HOST:PORT/metrics`` from a daemon thread (loopback unless configured).
 - :func:`install_faust_sensor` puts Faust's Prometheus monitor on an app, so Faust's
-  internals land in the same registry as ``streamscore_faust_*``.
+  internals land in the same registry as ``streamscore_faust_*``;
+  :func:`sync_faust_sensor` copies its per-message counters in, once a second.
 - :func:`faust_partition_offsets` reads a Faust consumer's end, committed and read
   offsets, to feed :data:`streams.metrics.CONSUMER_LAG`.
 """
@@ -76,6 +77,53 @@ def start_metrics_server(
 _FAUST_METRICS: dict[int, Any] = {}
 
 
+def _monitor_class() -> type:
+    """Faust's Prometheus monitor, its per-message series synced once a second instead.
+
+    Faust's ``PrometheusMonitor`` updates four labelled series on every message
+    (measured here: 25 µs per message in and out, against 2.8 µs for Faust's plain
+    monitor, whose counters it duplicates). This subclass keeps only the plain
+    monitor's work per message and copies its counters into the same Prometheus
+    series in :meth:`sync`, which the worker calls every second (with the lag feed).
+    Everything else (events, tables, commits, sends, rebalances) is Faust's own.
+    """
+    from faust.sensors.monitor import Monitor
+    from faust.sensors.prometheus import PrometheusMonitor
+
+    class SyncedPrometheusMonitor(PrometheusMonitor):
+        def __init__(self, metrics: Any, **kwargs: Any) -> None:
+            super().__init__(metrics=metrics, **kwargs)
+            self._synced_total = 0
+            self._synced_by_topic: dict[str, int] = {}
+
+        on_message_in = Monitor.on_message_in
+        on_message_out = Monitor.on_message_out
+
+        def sync(self) -> None:
+            """Copy the per-message counters into their Prometheus series."""
+            m = self._metrics
+            total = self.messages_received_total
+            m.messages_received.inc(total - self._synced_total)
+            self._synced_total = total
+            m.active_messages.set(self.messages_active)
+            for topic, n in list(self.messages_received_by_topic.items()):
+                last = self._synced_by_topic.get(topic, 0)
+                if n > last:
+                    m.messages_received_per_topics.labels(topic=topic).inc(n - last)
+                    self._synced_by_topic[topic] = n
+            for tp, offset in list(self.tp_read_offsets.items()):
+                m.messages_received_per_topics_partition.labels(
+                    topic=tp.topic, partition=tp.partition
+                ).set(offset)
+
+        def _clear_partition_related_metrics(self) -> None:
+            super()._clear_partition_related_metrics()
+            # Faust dropped the per-topic series: count them again from now on.
+            self._synced_by_topic = dict(self.messages_received_by_topic)
+
+    return SyncedPrometheusMonitor
+
+
 def install_faust_sensor(app: Any, registry: CollectorRegistry = REGISTRY) -> None:
     """Record Faust's internals with its Prometheus monitor, in ``registry``.
 
@@ -84,12 +132,19 @@ def install_faust_sensor(app: Any, registry: CollectorRegistry = REGISTRY) -> No
     share them. Faust's own ``/metrics`` web page is not used: the endpoint of
     :func:`start_metrics_server` serves the same registry.
     """
-    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.sensors.prometheus import FaustMetrics
 
     metrics = _FAUST_METRICS.get(id(registry))
     if metrics is None:
         metrics = _FAUST_METRICS[id(registry)] = FaustMetrics.create(registry, FAUST_PREFIX)
-    app.monitor = PrometheusMonitor(metrics=metrics)
+    app.monitor = _monitor_class()(metrics=metrics)
+
+
+def sync_faust_sensor(app: Any) -> None:
+    """Copy the per-message counters of the sensor into Prometheus (call every second)."""
+    sync = getattr(app.monitor, "sync", None)
+    if sync is not None:
+        sync()
 
 
 def faust_partition_offsets(app: Any) -> list[PartitionOffsets]:

@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
 from streams import metrics
-from streams.exporter import FAUST_PREFIX, install_faust_sensor, start_metrics_server
+from streams.exporter import (
+    FAUST_PREFIX,
+    install_faust_sensor,
+    start_metrics_server,
+    sync_faust_sensor,
+)
 from streams.metrics import ConsumerLagCollector, PartitionOffsets, observe_many, value
 
 UNITS = ("_total", "_seconds", "_ratio", "_bytes", "_messages", "_events", "_info")
@@ -207,6 +212,7 @@ def test_metrics_server_refuses_an_address_it_cannot_bind() -> None:
 
 def test_faust_sensor_records_into_the_given_registry() -> None:
     from faust.sensors.prometheus import PrometheusMonitor
+    from faust.types import TP
 
     registry = CollectorRegistry()
     app = faust.App("unit-sensor", broker="kafka://127.0.0.1:1", autodiscover=False)
@@ -221,3 +227,25 @@ def test_faust_sensor_records_into_the_given_registry() -> None:
         "streamscore_faust_topic_partition_end_offset",
         "streamscore_faust_topic_partition_offset_commited",
     } <= names
+
+    class Msg:
+        time_in: float | None = None
+
+    tp = TP("tx", 3)
+    for offset in range(5):
+        app.monitor.on_message_in(tp, offset, Msg())
+    assert registry.get_sample_value("streamscore_faust_messages_received_total") == 0
+    sync_faust_sensor(app)
+    sync_faust_sensor(app)  # idempotent: copies differences
+    assert registry.get_sample_value("streamscore_faust_messages_received_total") == 5
+    labels = {"topic": "tx"}
+    assert (
+        registry.get_sample_value("streamscore_faust_messages_received_per_topic_total", labels)
+        == 5
+    )
+    assert (
+        registry.get_sample_value(
+            "streamscore_faust_messages_received_per_topics_partition", {**labels, "partition": "3"}
+        )
+        == 4
+    )
