@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 
 from streams.metrics import REGISTRY, PartitionOffsets
+from streams.settings import MetricsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,16 @@ def start_metrics_server(
     served = MetricsServer(host, int(server.server_port), server, thread)
     logger.info("metrics endpoint at %s", served.url)
     return served
+
+
+def serve_metrics(settings: MetricsSettings) -> MetricsServer | None:
+    """Start the endpoint a process's settings ask for (None when disabled).
+
+    For every process: worker, learner, trainer, producers.
+    """
+    if not settings.enabled:
+        return None
+    return start_metrics_server(settings.host, settings.port)
 
 
 _FAUST_METRICS: dict[int, Any] = {}

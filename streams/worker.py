@@ -26,10 +26,9 @@ def run_worker(settings: StreamsSettings, log_level: str = "WARNING") -> None:
             print(f"bootstrap: {conn.bootstrap_servers}", flush=True)
         create_topics(conn, topic_specs(settings.topics))
         worker = StreamWorker(settings, conn)
-        if settings.metrics.enabled:
-            from streams.exporter import start_metrics_server
+        from streams.exporter import serve_metrics
 
-            start_metrics_server(settings.metrics.host, settings.metrics.port)
+        serve_metrics(settings.metrics)  # metrics: the /metrics endpoint of this process
         faust.Worker(
             worker.app,
             loglevel=log_level,

@@ -249,3 +249,16 @@ def test_faust_sensor_records_into_the_given_registry() -> None:
         )
         == 4
     )
+
+
+def test_serve_metrics_follows_the_settings() -> None:
+    from streams.exporter import serve_metrics
+    from streams.settings import MetricsSettings
+
+    assert serve_metrics(MetricsSettings(enabled=False)) is None
+    server = serve_metrics(MetricsSettings(port=0))
+    assert server is not None
+    try:
+        assert server.host == "127.0.0.1" and server.port > 0
+    finally:
+        server.close()
