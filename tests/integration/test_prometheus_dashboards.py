@@ -25,10 +25,13 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Metric
+from prometheus_client.registry import Collector
 
 from producers.frames import normalize
 from producers.replay import ReplayConfig, replay
 from producers.simulation import SimulationConfig, simulate_frame
+from streams import metrics
 from streams.codec import decode
 from streams.events import MetricsSnapshot
 from streams.exporter import start_metrics_server
@@ -71,6 +74,15 @@ def _params() -> list[Any]:
         marks = [pytest.mark.xfail(strict=True, reason="needs " + ", ".join(waits))]
         out.append(pytest.param(q, id=q.id, marks=marks if waits else []))
     return out
+
+
+class ProducerView(Collector):
+    """The producer metrics of this process's registry (other tests leave other metrics)."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in metrics.REGISTRY.collect():
+            if family.name.startswith(("streamscore_produced_", "streamscore_producer_")):
+                yield family
 
 
 @dataclass
@@ -144,7 +156,10 @@ async def _drive(harness: Harness, conn: KafkaConnection) -> tuple[Accounting, l
 def run(kafka_conn: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """Replay through a scraped worker; Prometheus and the worker stay up for queries."""
     metrics_port = free_port()
-    producer_metrics = start_metrics_server("127.0.0.1", 0)  # this process: the producer
+    producer_registry = CollectorRegistry()
+    producer_registry.register(ProducerView())
+    # This process replays: it plays the producer.
+    producer_metrics = start_metrics_server("127.0.0.1", 0, producer_registry)
     env = {
         "STREAMSCORE_METRICS__PORT": str(metrics_port),
         "STREAMSCORE_METRICS__SNAPSHOT_INTERVAL_S": "2",
