@@ -38,16 +38,19 @@ from faust.types import Message
 from models.blend import WeightedBlend
 from models.features import FEATURE_NAMES
 from models.linear import LinearSnapshot
+from streams import metrics
 from streams.batching import BatchingApp
 from streams.events import EnrichedTransaction, ModelUpdate, ModelUpdateAction, Watermark
+from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.join import JOIN_TABLE, JoinConfig, LabelJoin
 from streams.kafka import KafkaConnection
 from streams.model_updates import ModelUpdatesReader
 from streams.publish import BatchPublisher
 from streams.records import Output, Record, StateWrite
-from streams.scoring import ScoreStage, ScoringConfig
+from streams.scoring import Scored, ScoreStage, ScoringConfig
 from streams.settings import StreamsSettings
+from streams.snapshots import MetricsSnapshotter
 from streams.state import RAW_SCHEMA, ChangelogTable
 from streams.terminal import TERMINAL_TABLE, TerminalConfig, TerminalStage
 
@@ -194,6 +197,17 @@ class StreamWorker:
         self.app.timer(0.05, name="release-held")(self._release_timer)
         self.app.timer(1.0, name="idle-watermarks")(self._idle_watermarks)
         self.read_offsets: dict[int, int] = {}
+        # metrics: Faust's sensor, the consumer-lag feed and the `metrics` topic snapshots.
+        install_faust_sensor(self.app)
+        self.app.timer(1.0, name="metrics-lag")(self._feed_lag)
+        self.snapshotter = MetricsSnapshotter(
+            metrics.REGISTRY,
+            settings.metrics.process_name or "worker",
+            topic=topics.metrics.name,
+            interval_s=settings.metrics.snapshot_interval_s,
+        )
+        if self.snapshotter.interval_s > 0:
+            self.app.timer(self.snapshotter.interval_s, name="metrics-snapshot")(self._snapshot)
 
     def _table(self, name: str, stage: CustomerStage | TerminalStage | LabelJoin) -> ChangelogTable:
         def assigned(partitions: set[int]) -> None:
@@ -230,6 +244,7 @@ class StreamWorker:
                 logger.warning("online snapshot for another feature set rejected")
                 return
             self.scorer.models = replace(self.scorer.models, online=snap)
+            metrics.set_models_in_service(self.scorer.models.versions())
 
     async def _wait_for_models(self) -> None:
         if not self.updates.caught_up.is_set() and self.model_wait_s > 0:
@@ -281,8 +296,16 @@ class StreamWorker:
     async def _ingest_agent(self, stream: faust.StreamT) -> None:
         self._ingest_publisher = publisher = await self._publisher()
         async for messages in stream:
+            started = time.perf_counter()
             result = self.customers.process([to_record(m) for m in messages])
             self.read_offsets[messages[-1].partition] = messages[-1].offset
+            # metrics: one update per batch.
+            metrics.observe_batch(
+                "ingest", len(messages), result.enriched, result.dead, time.perf_counter() - started
+            )
+            mark = self.customers.watermarks.get(messages[-1].partition)
+            if mark is not None:
+                metrics.set_watermark("ingest", mark)
             await self._send(publisher, [*self._entries(result.writes), *result.outputs])
 
     async def _idle_watermarks(self) -> None:
@@ -314,6 +337,7 @@ class StreamWorker:
         outputs: list[Output] = []
         if messages[0].topic == self.labels_name:
             applied = self.terminals.apply_labels([to_record(m) for m in messages])
+            metrics.observe_batch("labels", len(messages), len(applied.labels), applied.dead)
             outputs.extend(self._entries(applied.writes))
             outputs.extend(applied.outputs)
             joined = self.join.on_labels(applied.labels)
@@ -330,6 +354,7 @@ class StreamWorker:
                     self.terminals.apply_watermark(record.partition, decoded)
                 else:
                     outputs.append(self.terminals.dead_letter_output(record, decoded))
+                    metrics.DEAD_LETTERS.labels("terminal", decoded.reason).inc()
         await self._send(publisher, outputs)
         await self._release(publisher)
 
@@ -366,10 +391,16 @@ class StreamWorker:
             p = h.record.partition
             if t < oldest.get(p, float("inf")):
                 oldest[p] = t
+        started = time.perf_counter()
         result = self.terminals.featurize([(h.record, h.enriched) for h in ready], oldest)
+        metrics.observe_batch(
+            "terminal", len(ready), len(result.rows), result.dead, time.perf_counter() - started
+        )
         outputs = [*self._entries(result.writes), *result.outputs]
         if result.rows:
+            started = time.perf_counter()
             scored = self.scorer.score(result.rows)
+            self._observe_scored(scored, time.perf_counter() - started)
             outputs.extend(scored.outputs)
             remembered = self.join.remember(scored)
             outputs.extend(self._entries(remembered.writes))
@@ -383,3 +414,32 @@ class StreamWorker:
         for h in ready:
             if h.referenced:
                 h.message.ack(consumer)
+
+    # -- metrics ----------------------------------------------------------------------
+    def _observe_scored(self, scored: Scored, seconds: float) -> None:
+        n = len(scored.rows)
+        metrics.observe_batch("score", n, n, None, seconds)
+        metrics.observe_latency(
+            "score",
+            time.time(),
+            event_times_s=[r.enriched.transaction.event_time.timestamp() for r in scored.rows],
+            ingest_times_s=[r.enriched.ingest_time.timestamp() for r in scored.rows],
+        )
+        metrics.observe_scores(
+            {
+                "blend": scored.score,
+                "deep": scored.deep,
+                "online": scored.online,
+                "challenger": scored.challenger,
+            }
+        )
+        metrics.count_decisions(scored.decisions)
+        deep = self.scorer.models.deep
+        metrics.observe_scoring("deep", str(getattr(deep, "provider", "none")), seconds)
+
+    async def _feed_lag(self) -> None:
+        metrics.CONSUMER_LAG.update(faust_partition_offsets(self.app))
+        sync_faust_sensor(self.app)
+
+    async def _snapshot(self) -> None:
+        await self._send(await self._publisher(), self.snapshotter.outputs())

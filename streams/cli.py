@@ -27,6 +27,8 @@ settings_app = typer.Typer(help="Inspect settings (environment variables).", no_
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(settings_app, name="settings")
+grafana_app = typer.Typer(help="Grafana dashboards: generate and upload.", no_args_is_help=True)
+app.add_typer(grafana_app, name="grafana")
 
 
 @app.callback()
@@ -339,6 +341,58 @@ def settings_show() -> None:
 
     for cls in (StreamsSettings, ModelsSettings, ProducersSettings):
         console.print_json(cls().model_dump_json())
+
+
+@grafana_app.command("push")
+def grafana_push(
+    url: str = typer.Option(None, help="Grafana base URL. Default: STREAMSCORE_GRAFANA__URL."),
+    directory: Path = typer.Option(None, "--dir", help="Dashboard JSON directory."),
+    prometheus_url: str = typer.Option(
+        None, help="Also create or update the Prometheus datasource with this URL."
+    ),
+) -> None:
+    """Upload the dashboards to a running Grafana (idempotent: overwrite by uid).
+
+    Credentials: STREAMSCORE_GRAFANA__TOKEN, or STREAMSCORE_GRAFANA__USER with
+    STREAMSCORE_GRAFANA__PASSWORD (or __PASSWORD_FILE).
+    """
+    from grafana_client.client import GrafanaException
+
+    from streams.grafana_push import connect, load_dashboards, push
+
+    grafana = StreamsSettings().grafana
+    dashboards = load_dashboards(directory or grafana.dashboards_dir)
+    api = connect(grafana, url)
+    try:
+        result = push(api, dashboards, grafana.folder_uid, grafana.folder_title, prometheus_url)
+    except GrafanaException as exc:
+        console.print(f"[red]grafana push failed: HTTP {exc.status_code}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"grafana: folder={grafana.folder_uid} "
+        f"({'created' if result.folder_created else 'exists'}) "
+        f"dashboards={','.join(result.dashboards)}"
+        + (f" datasource={result.datasource}" if result.datasource else "")
+    )
+
+
+@grafana_app.command("generate")
+def grafana_generate(
+    out: Path = typer.Option(Path("grafana/dashboards"), help="Directory to write into."),
+    check: bool = typer.Option(False, help="Only check that the files are current."),
+) -> None:
+    """Regenerate the dashboard JSON from streams/dashboards.py (needs the dev extra)."""
+    from streams.dashboards import stale, write
+
+    if check:
+        names = stale(out)
+        if names:
+            console.print(f"stale dashboards: {', '.join(names)}")
+            raise typer.Exit(1)
+        console.print("dashboards are current")
+        return
+    for path in write(out):
+        console.print(f"wrote {path}")
 
 
 def main() -> None:

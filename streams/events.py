@@ -343,6 +343,55 @@ class LabeledExample(Event):
     """Models that scored it."""
 
 
+LabelValue = Annotated[str, StringConstraints(max_length=256)]
+
+
+class MetricSample(Event):
+    """One sample of a metric family, as Prometheus' text format would show it."""
+
+    name: ShortText
+    """Sample name: the family name plus a suffix where the type has one (`_total`,
+    `_bucket`, `_sum`, `_count`, `_info`)."""
+    labels: Annotated[dict[ShortText, LabelValue], Field(max_length=16)] = {}
+    """Label names and values (a histogram bucket carries its bound as `le`)."""
+    value: float
+    """The sample's value (finite: samples that are NaN or infinite are left out)."""
+
+
+class MetricFamily(Event):
+    """Every sample of one metric at the time of a snapshot."""
+
+    name: ShortText
+    """Metric name, e.g. `streamscore_events_in_total` without the `_total`."""
+    kind: Literal["counter", "gauge", "histogram", "summary", "info", "stateset", "unknown"]
+    """Prometheus metric type."""
+    samples: list[MetricSample] = []
+    """Its samples."""
+
+
+class MetricsSnapshot(Event):
+    """A process's metric values at one moment, keyed by process name.
+
+    A large registry is split over several messages that share ``taken_time``;
+    ``part`` counts from 0 to ``parts - 1``.
+    """
+
+    event_name: ClassVar[str] = "metrics_snapshot"
+
+    process: ShortText
+    """Role of the process (`worker`, `learner`, `trainer`, `producer`)."""
+    instance: ShortText
+    """Which process: host name and process id."""
+    taken_time: AwareDatetime
+    """Wall-clock time the values were read."""
+    part: Annotated[int, Field(ge=0)] = 0
+    """Index of this message among those of one snapshot."""
+    parts: Annotated[int, Field(ge=1)] = 1
+    """Number of messages of this snapshot."""
+    families: list[MetricFamily]
+    """Metric families in this part."""
+
+
 #: Every event type, by its name.
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_name: cls
@@ -357,5 +406,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Watermark,
         FeatureVector,
         LabeledExample,
+        MetricsSnapshot,
     )
 }

@@ -205,6 +205,51 @@ class LearnerSettings(Section):
     request_retrain_on_drift: bool = True
     """Ask the trainer for a new deep model when the error stream drifts."""
 
+class MetricsSettings(Section):
+    """Prometheus endpoint and the periodic snapshots on the `metrics` topic."""
+
+    enabled: bool = True
+    """Serve Prometheus metrics over HTTP (the `metrics` topic snapshots follow it)."""
+    host: str = "127.0.0.1"
+    """Address the metrics endpoint binds (`0.0.0.0` to let other hosts scrape it)."""
+    port: int = Field(default=9464, ge=0, le=65535)
+    """Port of the metrics endpoint (`/metrics`); 0 picks a free one. If the port is
+    taken (several processes on one host), a free one is used and logged."""
+    snapshot_interval_s: float = Field(default=15.0, ge=0)
+    """Seconds between metric snapshots sent to the `metrics` topic; 0 sends none."""
+    process_name: str | None = None
+    """Name of this process in snapshots (their Kafka key). Unset: the command's name
+    (`worker`, `learner`, `trainer`, `producer`)."""
+
+
+class GrafanaSettings(Section):
+    """Where `streamscore grafana push` uploads the dashboards, and as whom."""
+
+    url: str = "http://127.0.0.1:3000"
+    """Base URL of Grafana's HTTP API."""
+    user: str = "admin"
+    """User for basic authentication (ignored with a `token`)."""
+    password: SecretStr | None = None
+    """Password of `user` (prefer `password_file`)."""
+    password_file: Path | None = None
+    """File holding the password (read at start-up, trailing newline stripped)."""
+    token: SecretStr | None = None
+    """Service-account token; used instead of user and password when set."""
+    folder_uid: str = "streamscore"
+    """Uid of the folder the dashboards go to (created when missing)."""
+    folder_title: str = "streamscore"
+    """Title of that folder, when it is created."""
+    dashboards_dir: Path = Path("grafana/dashboards")
+    """Directory of the dashboard JSON files."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Timeout of each HTTP request."""
+
+    def secret(self) -> str | None:
+        """The password, from the file when one is configured."""
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        return None if self.password is None else self.password.get_secret_value()
+
 
 class StreamsSettings(BaseSettings):
     """Settings of the streaming side (env prefix `STREAMSCORE_`)."""
@@ -229,3 +274,8 @@ class StreamsSettings(BaseSettings):
     """Scoring, blend and decisions."""
     learner: LearnerSettings = LearnerSettings()
     """The online learner."""
+
+    metrics: MetricsSettings = MetricsSettings()
+    """Prometheus metrics and metric snapshots."""
+    grafana: GrafanaSettings = GrafanaSettings()
+    """Grafana, for `streamscore grafana push`."""

@@ -28,6 +28,9 @@ def run_worker(settings: StreamsSettings, log_level: str = "WARNING") -> None:
             print(f"bootstrap: {conn.bootstrap_servers}", flush=True)
         create_topics(conn, topic_specs(settings.topics))
         worker = StreamWorker(settings, conn, signing_key(ModelsSettings().registry))
+        from streams.exporter import serve_metrics
+
+        serve_metrics(settings.metrics)  # metrics: the /metrics endpoint of this process
         faust.Worker(
             worker.app,
             loglevel=log_level,

@@ -16,12 +16,19 @@ from streams.events import (
     Decision,
     DriftEvent,
     DriftKind,
+    EnrichedTransaction,
+    FeatureVector,
     Label,
+    LabeledExample,
+    MetricFamily,
+    MetricSample,
+    MetricsSnapshot,
     ModelUpdate,
     ModelUpdateAction,
     Prediction,
     Stage,
     Transaction,
+    Watermark,
 )
 
 ids = st.from_regex(r"\A[A-Za-z0-9_.:\-]{1,64}\Z")
@@ -100,6 +107,63 @@ model_updates = st.builds(
     issued_time=aware,
 )
 
+watermarks = st.builds(
+    Watermark, source_partition=st.integers(min_value=0, max_value=10_000), event_time=aware
+)
+enriched = st.builds(
+    EnrichedTransaction,
+    transaction=transactions,
+    customer_features=st.lists(finite, max_size=64),
+    source_partition=st.integers(min_value=0, max_value=10_000),
+    source_offset=st.integers(min_value=0, max_value=2**62),
+    ingest_time=aware,
+)
+feature_vectors = st.builds(
+    FeatureVector,
+    transaction_id=ids,
+    customer_id=ids,
+    terminal_id=ids,
+    event_time=aware,
+    feature_set=short,
+    values=st.lists(finite, max_size=32),
+)
+labeled_examples = st.builds(
+    LabeledExample,
+    transaction_id=ids,
+    customer_id=ids,
+    terminal_id=ids,
+    event_time=aware,
+    label_time=aware,
+    is_fraud=st.booleans(),
+    feature_set=short,
+    values=st.lists(finite, max_size=32),
+    score=st.none() | probability,
+    model_versions=st.dictionaries(short, short, max_size=4),
+)
+metric_samples = st.builds(
+    MetricSample,
+    name=short,
+    labels=st.dictionaries(short, st.text(max_size=256), max_size=16),
+    value=finite,
+)
+metrics_snapshots = st.builds(
+    MetricsSnapshot,
+    process=short,
+    instance=short,
+    taken_time=aware,
+    part=st.integers(min_value=0, max_value=100),
+    parts=st.integers(min_value=1, max_value=101),
+    families=st.lists(
+        st.builds(
+            MetricFamily,
+            name=short,
+            kind=st.sampled_from(["counter", "gauge", "histogram", "info", "unknown"]),
+            samples=st.lists(metric_samples, max_size=5),
+        ),
+        max_size=4,
+    ),
+)
+
 ALL = {
     Transaction: transactions,
     Label: labels,
@@ -107,6 +171,11 @@ ALL = {
     DeadLetter: dead_letters,
     DriftEvent: drift_events,
     ModelUpdate: model_updates,
+    Watermark: watermarks,
+    EnrichedTransaction: enriched,
+    FeatureVector: feature_vectors,
+    LabeledExample: labeled_examples,
+    MetricsSnapshot: metrics_snapshots,
 }
 
 
