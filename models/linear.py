@@ -137,7 +137,7 @@ class LinearSnapshot:
             stds = np.array([s if s > 0 else math.inf for s in self.stds], dtype=np.float64)
             cache = (np.array(self.means), stds, np.array(self.weights))
             object.__setattr__(self, "_cache", cache)
-        return cache  # type: ignore[no-any-return]
+        return cache
 
     def contributions_many(self, X: FloatArray) -> F64:
         """Each feature's additive share of the logit, ``w_i * z_i``."""

@@ -293,7 +293,7 @@ class StreamWorker:
             os._exit(75)
 
     # -- agents ---------------------------------------------------------------------
-    async def _ingest_agent(self, stream: faust.StreamT) -> None:
+    async def _ingest_agent(self, stream: faust.StreamT[list[Message]]) -> None:
         self._ingest_publisher = publisher = await self._publisher()
         async for messages in stream:
             started = time.perf_counter()
@@ -326,7 +326,7 @@ class StreamWorker:
             if publisher is not None:
                 await self._send(publisher, outputs)
 
-    async def _terminal_agent(self, stream: faust.StreamT) -> None:
+    async def _terminal_agent(self, stream: faust.StreamT[list[Message]]) -> None:
         self._terminal_publisher = publisher = await self._publisher()
         await self._wait_for_models()
         async for messages in stream:

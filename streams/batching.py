@@ -29,8 +29,8 @@ wrong. This is the timestamp synchronization Kafka Streams applies to its inputs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import faust
 from faust.types import TP, Message
@@ -39,7 +39,7 @@ from mode import ServiceT
 from streams.compat import FaustConsumer, FaustTransport
 
 
-class BatchMessage(Message):  # type: ignore[misc]
+class BatchMessage(Message):
     """The message of a batch event: acking it acks each message of the batch once."""
 
     __slots__ = ("messages",)
@@ -73,7 +73,7 @@ class BatchMessage(Message):  # type: ignore[misc]
         return True
 
 
-class BatchingConsumer(FaustConsumer):  # type: ignore[misc]
+class BatchingConsumer(FaustConsumer):
     """Faust's aiokafka consumer, delivering batch topics one batch event at a time.
 
     Built on :class:`streams.compat.FaustConsumer`, so table recovery reads changelogs
@@ -84,7 +84,7 @@ class BatchingConsumer(FaustConsumer):  # type: ignore[misc]
         batch_topics: frozenset[str] = getattr(self.app, "batch_topics", frozenset())
         callback = self.callback
         consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set  # type: ignore[attr-defined]
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
         to_message = self._to_message
@@ -143,7 +143,7 @@ class BatchingConsumer(FaustConsumer):  # type: ignore[misc]
     async def _next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
         """Fetch records of the active partitions, leaving out those too far ahead."""
         if not self.flow_active:
-            await self.wait(self.can_resume_flow)
+            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]
         active = self._get_active_partitions()
         if active and getattr(self.app, "aligned_topics", None):
             active = self._aligned(active)
@@ -154,7 +154,7 @@ class BatchingConsumer(FaustConsumer):  # type: ignore[misc]
         return records, active
 
     def _aligned(self, active: set[TP]) -> set[TP]:
-        aligned: dict[str, float] = self.app.aligned_topics
+        aligned: dict[str, float] = getattr(self.app, "aligned_topics", {})
         last_ts = self._last_timestamps
         keep = set(active)
         for topic, skew in aligned.items():
@@ -186,14 +186,14 @@ class BatchingConsumer(FaustConsumer):  # type: ignore[misc]
             self.__dict__["_last_ts"] = {}
             return self.__dict__["_last_ts"]  # type: ignore[no-any-return]
 
-    async def _deliver_batch(self, tp: TP, messages: list[Message], generation: int) -> None:
+    async def _deliver_batch(self, tp: TP, messages: Sequence[Message], generation: int) -> None:
         self._last_timestamps[tp] = messages[-1].timestamp
         on_message_in = self._on_message_in
         for message in messages:
             message.incref()
             on_message_in(tp, message.offset, message)
-        batch = BatchMessage(tp, messages, generation)
-        channels = list(self.app.topics._tp_index.get(tp, ()))
+        batch = BatchMessage(tp, list(messages), generation)
+        channels = list(self.app.topics._tp_index.get(tp, ()))  # type: ignore[attr-defined]
         if not channels:
             return
         batch.incref(len(channels))
@@ -202,13 +202,13 @@ class BatchingConsumer(FaustConsumer):  # type: ignore[misc]
             await channel.queue.put(event)
 
 
-class BatchingTransport(FaustTransport):  # type: ignore[misc]
+class BatchingTransport(FaustTransport):
     """The aiokafka transport with :class:`BatchingConsumer`."""
 
-    Consumer: ClassVar[type] = BatchingConsumer
+    Consumer = BatchingConsumer
 
 
-class BatchingApp(faust.App):  # type: ignore[misc]
+class BatchingApp(faust.App):
     """A Faust app whose ``batch_topics`` reach their agents in fetched batches."""
 
     batch_topics: frozenset[str] = frozenset()

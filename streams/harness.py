@@ -120,6 +120,17 @@ class Harness:
         self.others.append(proc)
         return proc
 
+    def crashed(self) -> list[str]:
+        """Processes of this run that exited on their own (with their exit codes)."""
+        out = []
+        for i, proc in enumerate(self.workers):
+            if proc.poll() is not None:
+                out.append(f"worker-{i} exited with {proc.returncode}")
+        for proc in self.others:
+            if proc.poll() is not None:
+                out.append(f"{' '.join(map(str, proc.args[3:]))} exited with {proc.returncode}")  # type: ignore[index]
+        return out
+
     def stop_workers(self, sig: int = signal.SIGTERM) -> None:
         """Stop every worker process."""
         for proc in self.workers:

@@ -79,7 +79,7 @@ class LabelJoin:
         """Forget entries of partitions this worker no longer owns."""
         for store in (self.examples, self.labels):
             for tx_id in [k for k, v in store.items() if v[0] not in keep]:
-                del store[tx_id]  # type: ignore[attr-defined]
+                del store[tx_id]
         for p in [p for p in self._ages if p not in keep]:
             del self._ages[p]
 

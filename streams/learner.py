@@ -107,7 +107,7 @@ class OnlineTraining:
                     DriftEvent(
                         detector="ADWIN",
                         kind=DriftKind.ERROR,
-                        statistic=float(self.error_detector.estimation),
+                        statistic=float(getattr(self.error_detector, "estimation", 0.0)),
                         event_time=example.label_time,
                         detected_time=now,
                     )

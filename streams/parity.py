@@ -66,6 +66,10 @@ class Accounting:
         return not self.missing
 
 
+class PipelineError(RuntimeError):
+    """A process of the pipeline run died before every event had an outcome."""
+
+
 @dataclass
 class PipelineRun:
     """The outcome of a pipeline replay: summary, accounting, what was read back."""
@@ -133,9 +137,12 @@ async def replay_through_pipeline(
             conn,
             [topics.predictions.name, topics.features.name, topics.dead_letters.name],
             on_message,
-            accounting.done,
+            lambda: accounting.done() or bool(harness.crashed()),
             idle_timeout_s=idle_timeout_s,
         )
+        crashed = harness.crashed()
+        if crashed and not accounting.done():
+            raise PipelineError(f"pipeline process failed: {'; '.join(crashed)}")
     features = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
     features.index.name = "transaction_id"
     return PipelineRun(summary, accounting, features, predictions)

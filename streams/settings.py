@@ -205,6 +205,7 @@ class LearnerSettings(Section):
     request_retrain_on_drift: bool = True
     """Ask the trainer for a new deep model when the error stream drifts."""
 
+
 class MetricsSettings(Section):
     """Prometheus endpoint and the periodic snapshots on the `metrics` topic."""
 

@@ -30,12 +30,12 @@ logger = logging.getLogger(__name__)
 RestoreFn = Callable[[int, str, Any], None]
 AssignedFn = Callable[[set[int]], None]
 
-RAW_SCHEMA = faust.Schema(
+RAW_SCHEMA: faust.Schema[bytes, bytes] = faust.Schema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
 
 
-class ChangelogTable(faust.Table):  # type: ignore[misc]
+class ChangelogTable(faust.Table[bytes, bytes]):
     """A Faust table whose changelog feeds a stage's own state.
 
     Parameters
@@ -64,7 +64,7 @@ class ChangelogTable(faust.Table):  # type: ignore[misc]
         raw = None if value is None else json.dumps(value, separators=(",", ":")).encode()
         return Output(self.changelog_topic_name, key.encode(), raw, partition=partition)
 
-    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
+    def apply_changelog_batch(self, batch: Iterable[EventT[bytes]]) -> None:
         """Called by Faust's recovery with a batch of changelog events."""
         restore = self._restore
         for event in batch:
