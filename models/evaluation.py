@@ -35,6 +35,7 @@ __all__ = [
     "daily_metrics",
     "event_days",
     "handbook_report",
+    "protocol_test_set",
 ]
 
 _EPOCH = date(1970, 1, 1)
@@ -266,9 +267,8 @@ def _fraud_in_window(frame: pd.DataFrame, first: int, last: int) -> npt.NDArray[
     return inside
 
 
-def _evaluate_block(
-    labeled: pd.DataFrame, scored: pd.DataFrame, block: Block, k: int
-) -> BlockResult:
+def _kept_test_week(labeled: pd.DataFrame, block: Block) -> tuple[pd.DataFrame, int]:
+    """The block's test-week rows the protocol keeps, and how many it leaves out."""
     train_start = _day_number(block.train_start)
     test_start = _day_number(block.test_start)
     test_end = _day_number(block.test_end)
@@ -276,8 +276,63 @@ def _evaluate_block(
     known_day = test["customer"].map(_known_since(labeled, train_start))
     # Known on test day d: a fraud in [train_start, d - delay_days - 1]; the handbook adds
     # delay day d - 8 to the known set before scoring day d.
-    known = known_day.notna() & (known_day <= test["day"] - block.delay_days - 1)
-    kept = _attach_scores(test[~known.to_numpy()], scored)
+    known = (known_day.notna() & (known_day <= test["day"] - block.delay_days - 1)).to_numpy()
+    return test[~known], int(known.sum())
+
+
+def protocol_test_set(
+    labeled: pd.DataFrame,
+    *,
+    test_starts: Sequence[date] = HANDBOOK_TEST_STARTS,
+    train_days: int = 7,
+    delay_days: int = 7,
+    test_days: int = 7,
+) -> pd.DataFrame:
+    """Return the test transactions the protocol evaluates, block by block.
+
+    Parameters
+    ----------
+    labeled
+        ``transaction_id``, ``event_time``, ``customer_id``, ``is_fraud``.
+    test_starts, train_days, delay_days, test_days
+        As in :func:`handbook_report`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``test_week`` (first day of the block's test week), ``transaction_id``,
+        ``customer_id``, ``day`` (a ``datetime.date``) and ``is_fraud``; known
+        compromised customers' transactions are left out.
+
+    Examples
+    --------
+    >>> labeled, _ = _toy_stream()
+    >>> protocol_test_set(labeled, test_starts=[date(2018, 8, 8)])["transaction_id"].tolist()
+    [3, 4, 6, 7, 9]
+    """
+    frame = _prepare(labeled)
+    parts = []
+    for start in test_starts:
+        kept, _ = _kept_test_week(frame, Block(start, train_days, delay_days, test_days))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "test_week": start,
+                    "transaction_id": kept["transaction_id"].to_numpy(),
+                    "customer_id": kept["customer"].to_numpy(),
+                    "day": [_EPOCH + timedelta(days=int(d)) for d in kept["day"]],
+                    "is_fraud": kept["fraud"].to_numpy().astype(np.int8),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _evaluate_block(
+    labeled: pd.DataFrame, scored: pd.DataFrame, block: Block, k: int
+) -> BlockResult:
+    test, left_out = _kept_test_week(labeled, block)
+    kept = _attach_scores(test, scored)
     unscored = int(kept["score"].isna().sum())
     if unscored:
         raise ValueError(
@@ -292,7 +347,7 @@ def _evaluate_block(
         block=block,
         transactions=len(kept),
         frauds=int(y.sum()),
-        left_out=int(known.sum()),
+        left_out=left_out,
         auc=roc_auc(y, s),
         ap=average_precision(y, s),
         card_precision=cp,

@@ -21,6 +21,7 @@ from models.evaluation import (
     daily_metrics,
     event_days,
     handbook_report,
+    protocol_test_set,
 )
 
 TEST_START = date(2018, 8, 8)
@@ -165,6 +166,8 @@ def test_left_out_transactions_match_the_handbook_procedure(seed: int) -> None:
     frauds = (rng.random(n) < 0.15).astype(int).tolist()
     labeled, scored = _frames(list(zip(range(n), times, customers, frauds, [0.5] * n, strict=True)))
     oracle = _oracle_test_set(labeled, TRAIN_START)
+    kept = protocol_test_set(labeled, test_starts=[TEST_START])
+    assert sorted(kept["transaction_id"]) == sorted(oracle["transaction_id"])
     block = handbook_report(scored, labeled, test_starts=[TEST_START]).blocks[0]
     assert block.transactions == len(oracle)
     assert block.frauds == int(oracle["is_fraud"].sum())
@@ -308,3 +311,17 @@ def test_daily_metrics_carry_a_detected_card_for_carry_days() -> None:
     # A fraud of a on day j makes a known on day j + 8 only: the carry decides here.
     assert daily_metrics(scored, labeled, k=1, carry_days=1)["cp_at_k"].tolist() == [1, 0, 1, 0]
     assert daily_metrics(scored, labeled, k=1, carry_days=6)["cp_at_k"].tolist() == [1, 0, 0, 0]
+
+
+def test_protocol_test_set_lists_each_block_with_its_kept_transactions() -> None:
+    report = _two_block_report()
+    rows = []
+    for j in range(14):
+        d = TEST_START + timedelta(days=j)
+        rows += [(3 * j, _at(d), "a", 1, 0.9), (3 * j + 1, _at(d), "b", 0, 0.1)]
+    labeled, _ = _frames(rows)
+    kept = protocol_test_set(labeled, test_starts=[TEST_START, date(2018, 8, 15)])
+    # a's frauds of the first week are known in the second block from 2018-08-16 on.
+    assert kept.groupby("test_week").size().to_dict() == {TEST_START: 14, date(2018, 8, 15): 8}
+    assert set(kept.columns) == {"test_week", "transaction_id", "customer_id", "day", "is_fraud"}
+    assert report.blocks[0].transactions == 21
