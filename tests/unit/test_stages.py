@@ -1,0 +1,176 @@
+"""The customer and terminal stages: cleaning rules, watermarks, readiness, recovery."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models.features import FEATURE_NAMES
+from streams.codec import Reason, decode, encode
+from streams.events import EnrichedTransaction, Label, Transaction, Watermark
+from streams.ingest import CUSTOMER_TABLE, WATERMARK_KEY, CustomerStage, IngestConfig
+from streams.records import Record
+from streams.terminal import TerminalConfig, TerminalStage
+
+T0 = datetime(2018, 4, 2, 12, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def tx(i: int, when: datetime, customer: str = "c1", terminal: str = "t1", amount: float = 10.0):
+    return Transaction(
+        transaction_id=str(i),
+        event_time=when,
+        customer_id=customer,
+        terminal_id=terminal,
+        amount=amount,
+    )
+
+
+def rec(value: bytes, offset: int, partition: int = 0, topic: str = "transactions") -> Record:
+    return Record(topic, partition, offset, b"k", value)
+
+
+def enriched_of(result_outputs: list) -> list[EnrichedTransaction]:
+    return [
+        decode(EnrichedTransaction, o.value)
+        for o in result_outputs
+        if o.topic == "txn-by-terminal" and o.key != WATERMARK_KEY
+    ]
+
+
+def test_valid_transactions_leave_enriched_with_customer_features_and_watermarks() -> None:
+    stage = CustomerStage(IngestConfig(enriched_partitions=2, max_lateness_s=60))
+    result = stage.process(
+        [
+            rec(encode(tx(1, T0, amount=10.0)), 0),
+            rec(encode(tx(2, T0 + timedelta(hours=1), amount=30.0)), 1),
+        ]
+    )
+    enriched = enriched_of(result.outputs)
+    assert [e.transaction.transaction_id for e in enriched] == ["1", "2"]
+    # amount, weekend, night, then (n, mean) over 1, 7, 30 days
+    assert enriched[1].customer_features[3:] == [2.0, 20.0, 2.0, 20.0, 2.0, 20.0]
+    marks = [o for o in result.outputs if o.key == WATERMARK_KEY]
+    assert sorted(o.partition for o in marks) == [0, 1]
+    mark = decode(Watermark, marks[0].value)
+    assert mark.event_time == T0 + timedelta(hours=1) - timedelta(seconds=60)
+    assert [w.table for w in result.writes] == [CUSTOMER_TABLE, CUSTOMER_TABLE]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff", Reason.INVALID_UTF8),
+        (b"{", Reason.INVALID_JSON),
+        (json.dumps({"transaction_id": "1"}).encode(), Reason.MISSING_FIELD),
+    ],
+)
+def test_bad_input_goes_to_the_dead_letter_topic_with_its_reason(
+    raw: bytes, reason: Reason
+) -> None:
+    result = CustomerStage().process([rec(raw, 7)])
+    (letter,) = [json.loads(o.value) for o in result.outputs if o.topic == "dead-letters"]
+    assert letter["reason"] == reason.value
+    assert letter["source_offset"] == 7
+    assert result.dead[reason.value] == 1
+
+
+def test_duplicate_id_at_another_offset_is_dead_lettered_but_a_redelivery_is_not() -> None:
+    stage = CustomerStage()
+    first = stage.process([rec(encode(tx(1, T0)), 0)])
+    assert len(enriched_of(first.outputs)) == 1
+    again = stage.process([rec(encode(tx(1, T0)), 0)])  # same offset: a redelivery
+    assert [e.transaction.transaction_id for e in enriched_of(again.outputs)] == ["1"]
+    assert not again.writes  # state already holds it
+    dup = stage.process([rec(encode(tx(1, T0)), 5)])
+    assert enriched_of(dup.outputs) == []
+    assert dup.dead[Reason.DUPLICATE.value] == 1
+
+
+def test_events_far_behind_the_partition_watermark_are_too_late() -> None:
+    stage = CustomerStage(IngestConfig(max_lateness_s=3600))
+    stage.process([rec(encode(tx(1, T0 + DAY)), 0)])
+    within = stage.process([rec(encode(tx(2, T0 + DAY - timedelta(minutes=30))), 1)])
+    late = stage.process([rec(encode(tx(3, T0, customer="c2")), 2)])
+    assert len(enriched_of(within.outputs)) == 1
+    assert late.dead[Reason.TOO_LATE.value] == 1
+
+
+def test_customer_state_restored_from_its_changelog_gives_the_same_features() -> None:
+    live = CustomerStage()
+    writes = []
+    for i in range(20):
+        writes += live.process([rec(encode(tx(i, T0 + i * timedelta(hours=7))), i)]).writes
+    restored = CustomerStage()
+    for w in writes:
+        restored.restore(w.partition, w.key, w.value)
+    restored.drop_partitions({0})
+    probe = rec(encode(tx(99, T0 + 20 * timedelta(hours=7))), 20)
+    (ours,) = enriched_of(restored.process([probe]).outputs)
+    (theirs,) = enriched_of(live.process([probe]).outputs)
+    assert ours.customer_features == theirs.customer_features
+
+
+def enriched(i: int, when: datetime, terminal: str = "t1") -> EnrichedTransaction:
+    return EnrichedTransaction(
+        transaction=tx(i, when, terminal=terminal),
+        customer_features=[10.0, 0.0, 0.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0],
+        source_partition=0,
+        source_offset=i,
+        ingest_time=when,
+    )
+
+
+def label(i: int, when: datetime, fraud: bool, terminal: str = "t1") -> bytes:
+    return encode(
+        Label(
+            transaction_id=str(i),
+            customer_id="c1",
+            terminal_id=terminal,
+            is_fraud=fraud,
+            transaction_time=when,
+            label_time=when + 7 * DAY,
+        )
+    )
+
+
+def watermark(source: int, when: datetime) -> Watermark:
+    return Watermark(source_partition=source, event_time=when)
+
+
+def test_a_transaction_waits_for_every_source_watermark_and_for_labels_in_flight() -> None:
+    stage = TerminalStage(TerminalConfig(upstream_partitions=2))
+    old = enriched(1, T0)
+    stage.featurize([(rec(encode(old), 0, topic="txn-by-terminal"), old)])
+    now = enriched(2, T0 + 8 * DAY)
+    assert not stage.ready(0, now)  # no watermark from either source yet
+    stage.apply_watermark(0, watermark(0, T0 + 8 * DAY))
+    assert not stage.ready(0, now)  # source 1 unknown
+    stage.apply_watermark(0, watermark(1, T0 + 8 * DAY))
+    assert not stage.ready(0, now)  # tx 1 sits in the window without a label
+    stage.apply_labels([rec(label(1, T0, fraud=True), 0, topic="labels")])
+    assert stage.ready(0, now)
+    row = stage.featurize([(rec(encode(now), 1, topic="txn-by-terminal"), now)]).rows[0]
+    assert row.values[FEATURE_NAMES.index("TERMINAL_ID_RISK_7DAY_WINDOW")] == 1.0
+    assert len(row.values) == len(FEATURE_NAMES)
+
+
+def test_label_watermark_past_the_transaction_makes_it_ready() -> None:
+    stage = TerminalStage(TerminalConfig(upstream_partitions=1))
+    old = enriched(1, T0)
+    stage.featurize([(rec(encode(old), 0, topic="txn-by-terminal"), old)])
+    stage.apply_watermark(0, watermark(0, T0 + 9 * DAY))
+    now = enriched(2, T0 + 8 * DAY)
+    assert not stage.ready(0, now)
+    # A label of another terminal, later than the transaction: every earlier one is in.
+    stage.apply_labels([rec(label(5, T0 + 1.5 * DAY, False, "t9"), 0, topic="labels")])
+    assert stage.ready(0, now)
+
+
+def test_bad_labels_are_dead_lettered() -> None:
+    stage = TerminalStage()
+    result = stage.apply_labels([rec(b"not json", 3, topic="labels")])
+    assert result.dead[Reason.INVALID_JSON.value] == 1
+    assert json.loads(result.outputs[0].value)["source_topic"] == "labels"
