@@ -39,7 +39,7 @@ from models.blend import WeightedBlend
 from models.features import FEATURE_NAMES
 from models.linear import LinearSnapshot
 from streams import metrics
-from streams.batching import BatchingApp
+from streams.batching import BatchingApp, ack
 from streams.events import EnrichedTransaction, ModelUpdate, ModelUpdateAction, Watermark
 from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
@@ -84,7 +84,6 @@ class Held:
     record: Record
     enriched: EnrichedTransaction
     since: float
-    referenced: bool = False
 
 
 class StreamWorker:
@@ -307,6 +306,7 @@ class StreamWorker:
             if mark is not None:
                 metrics.set_watermark("ingest", mark)
             await self._send(publisher, [*self._entries(result.writes), *result.outputs])
+            ack(self.app.consumer, messages)
 
     async def _idle_watermarks(self) -> None:
         """Move the watermarks of caught-up source partitions (see CustomerStage)."""
@@ -331,10 +331,15 @@ class StreamWorker:
         await self._wait_for_models()
         async for messages in stream:
             async with self.lock:
-                await self._terminal_batch(publisher, messages)
+                done = await self._terminal_batch(publisher, messages)
+                ack(self.app.consumer, done)
 
-    async def _terminal_batch(self, publisher: BatchPublisher, messages: Sequence[Message]) -> None:
+    async def _terminal_batch(
+        self, publisher: BatchPublisher, messages: Sequence[Message]
+    ) -> list[Message]:
+        """Process one batch; return the messages whose outcome is delivered."""
         outputs: list[Output] = []
+        done: list[Message] = []
         if messages[0].topic == self.labels_name:
             applied = self.terminals.apply_labels([to_record(m) for m in messages])
             metrics.observe_batch("labels", len(messages), len(applied.labels), applied.dead)
@@ -343,6 +348,7 @@ class StreamWorker:
             joined = self.join.on_labels(applied.labels)
             outputs.extend(self._entries(joined.writes))
             outputs.extend(joined.outputs)
+            done.extend(messages)
         else:
             now = time.monotonic()
             for message in messages:
@@ -352,20 +358,25 @@ class StreamWorker:
                     self.held.append(Held(message, record, decoded, now))
                 elif isinstance(decoded, Watermark):
                     self.terminals.apply_watermark(record.partition, decoded)
+                    done.append(message)
                 else:
                     outputs.append(self.terminals.dead_letter_output(record, decoded))
                     metrics.DEAD_LETTERS.labels("terminal", decoded.reason).inc()
+                    done.append(message)
         await self._send(publisher, outputs)
-        await self._release(publisher)
+        return done + await self._release(publisher)
 
     async def _release_timer(self) -> None:
         publisher = getattr(self, "_terminal_publisher", None)
         if self.held and publisher is not None:
             async with self.lock:
-                await self._release(publisher)
+                ack(self.app.consumer, await self._release(publisher))
 
-    async def _release(self, publisher: BatchPublisher) -> None:
-        """Featurize held transactions that are ready (or waited long enough)."""
+    async def _release(self, publisher: BatchPublisher) -> list[Message]:
+        """Featurize and score held transactions that are ready (or waited long enough).
+
+        Returns their messages, to acknowledge now that the outputs are delivered.
+        """
         now = time.monotonic()
         ready: list[Held] = []
         waiting: list[Held] = []
@@ -377,14 +388,9 @@ class StreamWorker:
                 self.forced += 1
             else:
                 waiting.append(h)
-        for h in waiting:
-            if not h.referenced:
-                # Keep the offset uncommitted after the batch event is acked.
-                h.message.incref()
-                h.referenced = True
         self.held = waiting
         if not ready:
-            return
+            return []
         oldest: dict[int, float] = {}
         for h in waiting:
             t = h.enriched.transaction.event_time.timestamp()
@@ -410,10 +416,7 @@ class StreamWorker:
                 if mark is not None:
                     outputs.extend(self._entries(self.join.expire(partition, mark)))
         await self._send(publisher, outputs)
-        consumer = self.app.consumer
-        for h in ready:
-            if h.referenced:
-                h.message.ack(consumer)
+        return [h.message for h in ready]
 
     # -- metrics ----------------------------------------------------------------------
     def _observe_scored(self, scored: Scored, seconds: float) -> None:

@@ -8,11 +8,13 @@ tracking and commits, and changes one thing: for the topics named in
 ``BatchingApp.batch_topics`` it hands each agent channel *one* event per fetched
 partition batch, whose value is the list of Faust :class:`Message` objects.
 
-Acknowledgement is per message, exactly as Faust's own streams do it: each message
-carries a reference that is released when the agent finishes the batch event; an
-agent that keeps a message for later (e.g. waiting for labels) takes another
-reference with ``message.incref()`` and releases it with ``message.ack(consumer)``.
-Faust commits an offset only when it and every offset before it are acknowledged.
+Acknowledgement is per message and explicit: the batch event itself acknowledges
+nothing (its message is born acknowledged, so Faust's stream — its Cython iterator
+inlines the acknowledgement of the event's one message — skips it), and the agent
+calls :func:`ack` on each message once the outputs it caused are delivered, possibly
+later than the batch for messages it holds back. Faust commits an offset only when
+it and every offset before it are acknowledged, so an agent that fails before
+acknowledging leaves its batch to be processed again.
 
 Other topics (changelogs during recovery, anything else) keep Faust's per-message
 path unchanged.
@@ -29,7 +31,7 @@ wrong. This is the timestamp synchronization Kafka Streams applies to its inputs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -40,7 +42,7 @@ from streams.compat import FaustConsumer, FaustTransport
 
 
 class BatchMessage(Message):
-    """The message of a batch event: acking it acks each message of the batch once."""
+    """The message of a batch event; it carries the batch and acknowledges nothing."""
 
     __slots__ = ("messages",)
 
@@ -62,15 +64,15 @@ class BatchMessage(Message):
             generation_id=generation_id,
         )
         self.messages = messages
-        # Never enters the consumer's unacked set: its offset is not its own.
+        # Its offset is not its own: never tracked, never acknowledged by Faust.
         self.tracked = True
-
-    def on_final_ack(self, consumer: Any) -> bool:
-        """Release the batch's reference on every message it carries."""
-        for message in self.messages:
-            message.ack(consumer)
         self.acked = True
-        return True
+
+
+def ack(consumer: Any, messages: Iterable[Message]) -> None:
+    """Acknowledge messages of batch events (their offsets become committable)."""
+    for message in messages:
+        message.ack(consumer)
 
 
 class BatchingConsumer(FaustConsumer):
@@ -194,9 +196,10 @@ class BatchingConsumer(FaustConsumer):
             on_message_in(tp, message.offset, message)
         batch = BatchMessage(tp, list(messages), generation)
         channels = list(self.app.topics._tp_index.get(tp, ()))  # type: ignore[attr-defined]
-        if not channels:
-            return
-        batch.incref(len(channels))
+        if len(channels) != 1:
+            # One agent per batch topic: each message is acknowledged by the one
+            # agent that processes it.
+            raise RuntimeError(f"{tp.topic} must feed exactly one agent, not {len(channels)}")
         event = self.app.create_event(None, messages, None, batch)
         for channel in channels:
             await channel.queue.put(event)

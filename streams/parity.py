@@ -27,7 +27,7 @@ from streams.harness import Harness, read_topics
 from streams.kafka import KafkaConnection
 from streams.progress import progress_bars
 from streams.runtime import kafka_connection
-from streams.settings import StreamsSettings
+from streams.settings import StreamsSettings, TopicsSettings
 
 WARMUP = timedelta(days=37)
 
@@ -78,6 +78,7 @@ class PipelineRun:
     accounting: Accounting
     features: pd.DataFrame
     predictions: list[dict[str, Any]]
+    topics: TopicsSettings
 
 
 async def replay_through_pipeline(
@@ -145,7 +146,7 @@ async def replay_through_pipeline(
             raise PipelineError(f"pipeline process failed: {'; '.join(crashed)}")
     features = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
     features.index.name = "transaction_id"
-    return PipelineRun(summary, accounting, features, predictions)
+    return PipelineRun(summary, accounting, features, predictions, topics)
 
 
 def load_reference(path: Path) -> pd.DataFrame:
