@@ -392,7 +392,7 @@ class StreamWorker:
         if not ready:
             return []
         oldest: dict[int, float] = {}
-        for h in waiting:
+        for h in (*waiting, *ready):
             t = h.enriched.transaction.event_time.timestamp()
             p = h.record.partition
             if t < oldest.get(p, float("inf")):

@@ -206,8 +206,8 @@ class TerminalStage:
     ) -> FeatureResult:
         """Complete the feature vectors of decoded, ready transactions.
 
-        ``held`` gives, per partition, the oldest event time among transactions still
-        waiting: state they will need is not expired.
+        ``held`` gives, per partition, the oldest event time among the transactions
+        being featurized or still waiting: state they need is not expired.
         """
         self._held = held or {}
         result = FeatureResult()
