@@ -196,6 +196,8 @@ class StreamWorker:
         self.app.timer(0.05, name="release-held")(self._release_timer)
         self.app.timer(1.0, name="idle-watermarks")(self._idle_watermarks)
         self.read_offsets: dict[int, int] = {}
+        self.caught_up_since: dict[int, float] = {}
+        self.idle_s = worker.idle_partition_s
         # metrics: Faust's sensor, the consumer-lag feed and the `metrics` topic snapshots.
         install_faust_sensor(self.app)
         self.app.timer(1.0, name="metrics-lag")(self._feed_lag)
@@ -312,13 +314,19 @@ class StreamWorker:
         """Move the watermarks of caught-up source partitions (see CustomerStage)."""
         name = self.transactions_topic.get_topic_name()
         consumer = self.app.consumer
+        now = time.monotonic()
         caught_up = set()
         for tp in consumer.assignment():
             if tp.topic != name:
                 continue
             highwater = consumer.highwater(tp)
             read = self.read_offsets.get(tp.partition, -1)
-            if highwater is not None and read + 1 >= highwater:
+            if highwater is None or read + 1 < highwater:
+                self.caught_up_since.pop(tp.partition, None)
+                continue
+            # Caught up for a while, not just ahead of a producer for a moment.
+            since = self.caught_up_since.setdefault(tp.partition, now)
+            if now - since >= self.idle_s:
                 caught_up.add(tp.partition)
         outputs = self.customers.idle_watermarks(caught_up)
         if outputs:
@@ -355,6 +363,7 @@ class StreamWorker:
                 record = to_record(message)
                 decoded = self.terminals.decode_enriched(record)
                 if isinstance(decoded, EnrichedTransaction):
+                    outputs.extend(self._entries(self.terminals.accept(record, decoded)))
                     self.held.append(Held(message, record, decoded, now))
                 elif isinstance(decoded, Watermark):
                     self.terminals.apply_watermark(record.partition, decoded)

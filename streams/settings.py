@@ -143,6 +143,9 @@ class WorkerSettings(Section):
     max_skew_s: float = Field(default=3600.0, gt=0)
     """How far (event time) one `transactions` partition may be read ahead of the
     slowest one that still has data."""
+    idle_partition_s: float = Field(default=5.0, gt=0)
+    """A `transactions` partition with nothing to read for this long (wall clock) stops
+    holding back event time downstream: its watermark moves with the others."""
     label_wait_s: float = Field(default=10.0, ge=0)
     """Longest a transaction waits for labels still in flight that could change its
     terminal features; 0 never waits."""

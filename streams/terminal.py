@@ -211,7 +211,9 @@ class TerminalStage:
         """
         self._held = held or {}
         result = FeatureResult()
-        for record, enriched in items:
+        # Oldest first: a transaction's terminal windows end 7 days before it.
+        ordered = sorted(items, key=lambda item: item[1].transaction.event_time)
+        for record, enriched in ordered:
             try:
                 result.rows.append(self._featurize_one(record, enriched, result))
             except Exception as exc:  # a bug must not take the batch down
@@ -225,6 +227,21 @@ class TerminalStage:
                 self._dead(result.outputs, result.dead, record, letter)
         return result
 
+    def accept(self, record: Record, enriched: EnrichedTransaction) -> list[StateWrite]:
+        """Record an arriving transaction in its terminal's state (before it is ready).
+
+        A transaction counts in the windows of later ones as soon as it is here, even
+        while it waits for labels itself: readiness of a transaction at ``t`` only
+        guarantees that everything up to ``t - delay`` has *arrived*.
+        """
+        tx = enriched.transaction
+        time_s = tx.event_time.timestamp()
+        windows = self._windows(tx.terminal_id, record.partition)
+        if not windows.add_transaction(tx.transaction_id, time_s):
+            return []
+        key = f"t|{tx.terminal_id}|{tx.transaction_id}"
+        return [StateWrite(TERMINAL_TABLE, record.partition, key, [time_s])]
+
     def _featurize_one(
         self, record: Record, enriched: EnrichedTransaction, result: FeatureResult
     ) -> Featurized:
@@ -232,26 +249,18 @@ class TerminalStage:
         time_s = tx.event_time.timestamp()
         partition = record.partition
         windows = self._windows(tx.terminal_id, partition)
-        if windows.add_transaction(tx.transaction_id, time_s):
-            result.writes.append(
-                StateWrite(
-                    TERMINAL_TABLE, partition, f"t|{tx.terminal_id}|{tx.transaction_id}", [time_s]
-                )
-            )
+        result.writes.extend(self.accept(record, enriched))  # a no-op once accepted
         values = [*enriched.customer_features, *windows.features(time_s, self.config.label_delay_s)]
         if len(values) != len(FEATURE_NAMES):
             raise ValueError(f"{len(values)} feature values for {len(FEATURE_NAMES)} names")
-        mark = self._advance(self.watermarks, partition, time_s)
+        self._advance(self.watermarks, partition, time_s)
         gone_tx, gone_labels = windows.expire(
-            mark - self.config.max_lateness_s, self.config.label_delay_s
+            self._expiry_mark(partition), self.config.label_delay_s
         )
         for kind, ids in (("t", gone_tx), ("l", gone_labels)):
             for expired in ids:
-                result.writes.append(
-                    StateWrite(
-                        TERMINAL_TABLE, partition, f"{kind}|{tx.terminal_id}|{expired}", None
-                    )
-                )
+                key = f"{kind}|{tx.terminal_id}|{expired}"
+                result.writes.append(StateWrite(TERMINAL_TABLE, partition, key, None))
         if self.config.features_topic is not None:
             vector = FeatureVector(
                 transaction_id=tx.transaction_id,
