@@ -172,8 +172,11 @@ class CustomerStage:
             return
         time_s = tx.event_time.timestamp()
         partition = record.partition
+        windows = self.customers.get(tx.customer_id)
+        seen_at = None if windows is None else windows.seq_of(tx.transaction_id)
+        redelivery = seen_at == record.offset  # read again after a restart
         mark = self.watermarks.get(partition)
-        if mark is not None and time_s < mark - self.config.max_lateness_s:
+        if not redelivery and mark is not None and time_s < mark - self.config.max_lateness_s:
             late_by = mark - time_s
             letter = dead_letter(
                 record,
@@ -186,12 +189,7 @@ class CustomerStage:
             )
             self._dead(result, record, Reason.TOO_LATE.value, letter)
             return
-        windows = self.customers.get(tx.customer_id)
-        if windows is None:
-            windows = self.customers[tx.customer_id] = CustomerWindows()
-        self.partition_of[tx.customer_id] = partition
-        seen_at = windows.seq_of(tx.transaction_id)
-        if seen_at is not None and seen_at != record.offset:
+        if seen_at is not None and not redelivery:
             letter = dead_letter(
                 record,
                 Stage.CLEAN,
@@ -202,6 +200,9 @@ class CustomerStage:
             )
             self._dead(result, record, Reason.DUPLICATE.value, letter)
             return
+        if windows is None:
+            windows = self.customers[tx.customer_id] = CustomerWindows()
+        self.partition_of[tx.customer_id] = partition
         if seen_at is None:
             windows.add(tx.transaction_id, time_s, tx.amount, record.offset)
             result.writes.append(

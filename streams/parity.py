@@ -9,9 +9,10 @@ the features of ``[start, end)`` with the reference file.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,6 +67,16 @@ class Accounting:
         return not self.missing
 
 
+#: A step run inside a pipeline run (sync or async), given its harness.
+Hook = Callable[[Harness], Awaitable[None] | None]
+
+
+async def _call(hook: Hook, harness: Harness) -> None:
+    result = hook(harness)
+    if inspect.isawaitable(result):
+        await result
+
+
 class PipelineError(RuntimeError):
     """A process of the pipeline run died before every event had an outcome."""
 
@@ -88,16 +99,16 @@ async def replay_through_pipeline(
     idle_timeout_s: float = 120.0,
     log_dir: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
-    between: Callable[[Harness], None] | None = None,
+    between: Hook | None = None,
     label_delay: str | None = "7d",
     learner: bool = True,
-    before_replay: Callable[[Harness], None] | None = None,
+    before_replay: Hook | None = None,
 ) -> PipelineRun:
     """Replay ``frame`` through a fresh worker (and learner) and read back its outputs."""
     with Harness(settings, conn, log_dir=log_dir) as harness:
         harness.create_topics()
         if before_replay is not None:
-            before_replay(harness)
+            await _call(before_replay, harness)
         harness.start_worker()
         if learner:
             harness.start_process("learner", "learner")
@@ -113,7 +124,7 @@ async def replay_through_pipeline(
             progress=None if on_progress is None else lambda i, n: on_progress("replay", i, n),
         )
         if between is not None:
-            between(harness)
+            await _call(between, harness)
         accounting = Accounting(expected=set(frame["transaction_id"]))
         rows: dict[str, list[float]] = {}
         predictions: list[dict[str, Any]] = []

@@ -50,7 +50,7 @@ class ChangelogTable(faust.Table[bytes, bytes]):
     def __init__(
         self, app: faust.App, *, restore: RestoreFn, assigned: AssignedFn, **kwargs: Any
     ) -> None:
-        super().__init__(app, schema=RAW_SCHEMA, **kwargs)
+        super().__init__(app, schema=RAW_SCHEMA, key_type=bytes, value_type=bytes, **kwargs)
         self._restore = restore
         self._assigned = assigned
         self.restored = 0
@@ -71,8 +71,16 @@ class ChangelogTable(faust.Table[bytes, bytes]):
             message = event.message
             raw = message.value
             key = message.key.decode() if isinstance(message.key, bytes) else str(message.key)
-            value = None if raw is None else json.loads(raw)
-            restore(message.partition, key, value)
+            try:
+                # A tombstone: null, or empty where the broker stores null as empty bytes.
+                value = json.loads(raw) if raw else None
+                restore(message.partition, key, value)
+            except Exception:
+                logger.exception(
+                    "changelog entry skipped",
+                    extra={"table": self.name, "key": key, "offset": message.offset},
+                )
+                continue
             self.restored += 1
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from models.features import FEATURE_NAMES, featurize_frame
 from producers.frames import normalize
@@ -100,21 +101,16 @@ def test_malformed_records_land_in_the_dead_letter_topic_with_their_reason(
     bad = [malformed(i) for i in range(100)]
     expected = Counter(reason.value for _, reason in bad)
 
-    def inject(harness: Harness) -> None:
-        async def send() -> None:
-            from aiokafka import AIOKafkaProducer
-
-            producer = AIOKafkaProducer(**kafka_conn.aiokafka_kwargs(), max_request_size=200_000)
-            await producer.start()
-            try:
-                publisher = BatchPublisher(producer)
-                for i, (raw, _) in enumerate(bad):
-                    await publisher.publish(harness.topics.transactions.name, f"c{i}".encode(), raw)
-                await publisher.flush()
-            finally:
-                await producer.stop()
-
-        asyncio.run(send())
+    async def inject(harness: Harness) -> None:
+        producer = AIOKafkaProducer(**kafka_conn.aiokafka_kwargs(), max_request_size=200_000)
+        await producer.start()
+        try:
+            publisher = BatchPublisher(producer)
+            for i, (raw, _) in enumerate(bad):
+                await publisher.publish(harness.topics.transactions.name, f"c{i}".encode(), raw)
+            await publisher.flush()
+        finally:
+            await producer.stop()
 
     frame = small_stream.iloc[:1000]
     run = asyncio.run(
@@ -144,19 +140,16 @@ def test_malformed_records_land_in_the_dead_letter_topic_with_their_reason(
 def test_a_worker_killed_mid_stream_recovers_its_state(
     kafka_conn: KafkaConnection, small_stream: pd.DataFrame, tmp_path: Path
 ) -> None:
-    def kill_and_restart(harness: Harness) -> None:
-        async def wait_for_some() -> None:
-            seen = 0
+    async def kill_and_restart(harness: Harness) -> None:
+        seen = 0
 
-            def count(topic: str, record: object) -> None:
-                nonlocal seen
-                seen += 1
+        def count(topic: str, record: object) -> None:
+            nonlocal seen
+            seen += 1
 
-            await read_topics(
-                kafka_conn, [harness.topics.predictions.name], count, lambda: seen >= 800, 60
-            )
-
-        asyncio.run(wait_for_some())
+        await read_topics(
+            kafka_conn, [harness.topics.predictions.name], count, lambda: seen >= 800, 60
+        )
         worker = harness.workers.pop()
         worker.send_signal(signal.SIGKILL)
         worker.wait()
