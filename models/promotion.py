@@ -183,6 +183,13 @@ class ShadowLedger:
         self._challenger.append(pair[1])
         return True
 
+    def add_matured(self, is_fraud: bool, champion: float, challenger: float) -> None:
+        """Add a label whose two scores arrive with it (e.g. on a labeled example)."""
+        if math.isfinite(champion) and math.isfinite(challenger):
+            self._y.append(1 if is_fraud else 0)
+            self._champion.append(champion)
+            self._challenger.append(challenger)
+
     @property
     def matured(self) -> int:
         """Labels joined so far."""

@@ -1,17 +1,19 @@
-"""Ranking metrics of two models on the same labels: AUC ROC and average precision.
+"""Ranking metrics of the model lifecycle: AUC ROC, average precision, card precision@k.
 
-The definitions are scikit-learn's (``roc_auc_score``, ``average_precision_score``,
-ties handled the same way). Where a metric is undefined (no positive or no negative
-label) it is NaN. The model lifecycle (trainer and promotion rule) computes its
-metrics here, in one place.
+AUC and AP follow scikit-learn (``roc_auc_score``, ``average_precision_score``, ties
+handled the same way); card precision@k follows the Fraud Detection Handbook's daily
+definition (without its exclusion of cards already known to be compromised). Where a
+metric is undefined (no positive or no negative label) it is NaN. The trainer and the
+promotion rule compute their metrics here, in one place.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
-__all__ = ["average_precision", "roc_auc"]
+__all__ = ["average_precision", "card_precision_at_k", "roc_auc"]
 
 
 def _inputs(
@@ -75,3 +77,41 @@ def average_precision(y: npt.ArrayLike, score: npt.ArrayLike) -> float:
     recall = tp / n_pos
     steps = np.diff(np.r_[0.0, recall])
     return float(np.sum(steps * precision))
+
+
+def card_precision_at_k(
+    y: npt.ArrayLike,
+    score: npt.ArrayLike,
+    cards: npt.ArrayLike,
+    days: npt.ArrayLike,
+    k: int = 100,
+) -> float:
+    """Mean over days of the share of compromised cards among the day's top ``k`` cards.
+
+    Each day, a card's score is its highest transaction score and it counts as
+    compromised if any of its transactions that day is a fraud; the ``k`` highest
+    scored cards are checked (precision is over ``k`` even on days with fewer cards).
+
+    Examples
+    --------
+    >>> card_precision_at_k(
+    ...     y=[1, 0, 0, 0], score=[0.9, 0.8, 0.1, 0.7],
+    ...     cards=["a", "b", "a", "c"], days=[0, 0, 0, 1], k=2)
+    0.25
+    """
+    yb, s = _inputs(y, score)
+    frame = pd.DataFrame(
+        {
+            "y": yb,
+            "s": s,
+            "card": np.asarray(cards).reshape(-1),
+            "day": np.asarray(days).reshape(-1),
+        }
+    )
+    if frame.empty:
+        return float("nan")
+    per_card = frame.groupby(["day", "card"], sort=False).agg(y=("y", "max"), s=("s", "max"))
+    per_card = per_card.sort_values("s", ascending=False, kind="mergesort")
+    top = per_card.groupby(level="day", sort=False).head(k)
+    hits = top.groupby(level="day")["y"].sum()
+    return float((hits / k).mean())

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import logs
+from streams.cli_models import models_app, train, trainer
 from streams.settings import StreamsSettings
 
 console = Console(stderr=False)
@@ -288,6 +289,11 @@ def settings_show() -> None:
 
     for cls in (StreamsSettings, ModelsSettings, ProducersSettings):
         console.print_json(cls().model_dump_json())
+
+
+app.command()(train)
+app.command()(trainer)
+app.add_typer(models_app, name="models")
 
 
 def main() -> None:
