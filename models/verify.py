@@ -72,7 +72,7 @@ class FeatureContract:
     """Name of the model output."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VerifyOptions:
     """Limits of verification and how the accepted model's session is built."""
 

@@ -8,6 +8,7 @@ one function; promote, rollback and retrain also tell workers through the
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,6 +232,12 @@ def models_keygen(
         console.print(f"set STREAMSCORE_REGISTRY__SIGNING_KEY_FILE={path} for trainer and workers")
 
 
+def _quiet_exporter() -> None:
+    """The ONNX exporter logs every optimization pass at INFO; keep its warnings only."""
+    for name in ("onnxscript", "onnx_ir", "torch.onnx"):
+        logging.getLogger(name).setLevel(logging.ERROR if name == "torch.onnx" else logging.WARNING)
+
+
 def _date(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -264,6 +271,7 @@ def train(
     from producers.simulation.emit import parse_duration
     from streams.trainer_report import epoch_progress, run_summary
 
+    _quiet_exporter()
     settings = _settings()
     registry = _registry(settings)
     contract = _contract(settings)
@@ -354,6 +362,7 @@ def trainer(
     from streams.trainer_report import epoch_progress, run_summary
     from streams.trainer_service import RunOutcome, TrainerService
 
+    _quiet_exporter()
     settings = _settings()
     streams = StreamsSettings()
     registry = _registry(settings)
