@@ -98,35 +98,63 @@ class TrainerService:
         )
         self._last_publication = latest.created_time if latest is not None else None
         self._request: ModelUpdate | None = None
+        self._start_ends: dict[TopicPartition, int] = {}
+        self._caught_up = False
 
     def _latest_published(self) -> Manifest | None:
         mine = [m for m in self.registry.list() if m.model_name == self.contract.model_name]
         return mine[-1] if mine else None
 
     async def run(self, stop: asyncio.Event | None = None, max_runs: int | None = None) -> None:
-        """Consume, train when due, publish; return when ``stop`` is set or after ``max_runs``."""
+        """Consume, train when due, publish; return when ``stop`` is set or after ``max_runs``.
+
+        The event-time schedule is checked after every example, so a trainer catching
+        up on a replayed topic trains at the same event times as one that ran live
+        (partitions are interleaved a fetch at a time, so a run may miss the newest
+        examples of another partition; the next run has them).
+        """
         stop = stop or asyncio.Event()
-        consumer = AIOKafkaConsumer(**self.conn.aiokafka_kwargs("-trainer"), group_id=None)
+        consumer = AIOKafkaConsumer(
+            **self.conn.aiokafka_kwargs("-trainer"),
+            group_id=None,
+            max_partition_fetch_bytes=1 << 18,
+        )
         await consumer.start()
+
+        def done() -> bool:
+            return stop.is_set() or (max_runs is not None and len(self.outcomes) >= max_runs)
+
         try:
             await self._assign(consumer)
-            while not stop.is_set() and (max_runs is None or len(self.outcomes) < max_runs):
-                batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            while not done():
+                batch = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for tp, records in batch.items():
-                    if tp.topic == self.examples_topic:
-                        self._take_examples(r.value for r in records)
-                    else:
+                    if tp.topic == self.updates_topic:
                         self._take_updates(r.value for r in records)
+                for tp, records in batch.items():
+                    if tp.topic != self.examples_topic:
+                        continue
+                    for record in records:
+                        self._take_example(record.value)
+                        if not done() and self.schedule.due(self.window.watermark, time.time()):
+                            await self._run("schedule")
+                if done():
+                    break
+                if not self._caught_up:
+                    self._caught_up = await self._at_start_ends(consumer)
                 trigger = self._trigger()
                 if trigger is not None:
-                    outcome = await asyncio.to_thread(self._run_once, trigger)
-                    self.outcomes.append(outcome)
-                    if outcome.published is not None:
-                        await self._announce(outcome)
-                    if self.on_run is not None:
-                        self.on_run(outcome)
+                    await self._run(trigger)
         finally:
             await consumer.stop()
+
+    async def _run(self, trigger: str) -> None:
+        outcome = await asyncio.to_thread(self._run_once, trigger)
+        self.outcomes.append(outcome)
+        if outcome.published is not None:
+            await self._announce(outcome)
+        if self.on_run is not None:
+            self.on_run(outcome)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         await consumer.topics()  # refresh metadata
@@ -139,22 +167,31 @@ class TrainerService:
             raise RuntimeError(f"topic {self.examples_topic!r} does not exist")
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        examples = [tp for tp in partitions if tp.topic == self.examples_topic]
+        self._start_ends = await consumer.end_offsets(examples)
 
-    def _take_examples(self, values: Iterable[bytes | None]) -> None:
-        for value in values:
-            try:
-                ex = decode(LabeledExample, value)
-            except EventDecodeError as exc:
-                logger.warning("undecodable labeled example: %s", exc)
-                continue
-            self.window.add(
-                ex.transaction_id,
-                ex.event_time.timestamp(),
-                ex.values,
-                ex.is_fraud,
-                ex.customer_id,
-                ex.feature_set,
-            )
+    async def _at_start_ends(self, consumer: AIOKafkaConsumer) -> bool:
+        """True once every examples partition is read up to where it ended at start-up."""
+        for tp, end in self._start_ends.items():
+            if await consumer.position(tp) < end:
+                return False
+        logger.info("trainer caught up with %s", self.examples_topic)
+        return True
+
+    def _take_example(self, value: bytes | None) -> None:
+        try:
+            ex = decode(LabeledExample, value)
+        except EventDecodeError as exc:
+            logger.warning("undecodable labeled example: %s", exc)
+            return
+        self.window.add(
+            ex.transaction_id,
+            ex.event_time.timestamp(),
+            ex.values,
+            ex.is_fraud,
+            ex.customer_id,
+            ex.feature_set,
+        )
 
     def _take_updates(self, values: Iterable[bytes | None]) -> None:
         for value in values:
@@ -171,7 +208,8 @@ class TrainerService:
                 self._request = update
 
     def _trigger(self) -> str | None:
-        if self._request is not None and len(self.window) > 0:
+        # A request waits until the examples that existed at start-up are read.
+        if self._request is not None and self._caught_up and len(self.window) > 0:
             return "request"
         if self.schedule.due(self.window.watermark, time.time()):
             return "schedule"
