@@ -21,15 +21,24 @@ DAY_S = 86_400.0
 class ExampleWindow:
     """Labeled examples of the last ``window_days`` of event time, one per transaction.
 
+    Examples arrive from several partitions, each in roughly event-time order but not
+    in step with the others. The window's :attr:`watermark` is the event time every
+    partition still being read has reached (a partition with nothing left to read
+    does not hold it back), and :meth:`data` cuts at it, so a run at watermark ``w``
+    sees the same examples however the partitions were interleaved.
+
     Examples
     --------
     >>> w = ExampleWindow(("a", "b"), "fs", window_days=1.0)
     >>> w.add("t1", 0.0, [1.0, 2.0], False, "c1"), w.add("t1", 0.0, [1.0, 2.0], False, "c1")
     (True, False)
-    >>> _ = w.add("t2", 2 * 86_400.0, [3.0, 4.0], True, "c2")
-    >>> data = w.data()
-    >>> len(data), data.y.tolist(), w.watermark
-    (1, [True], 172800.0)
+    >>> _ = w.add("t2", 2 * 86_400.0, [3.0, 4.0], True, "c2", partition=1)
+    >>> w.set_pending({0})  # partition 0 has more to read: it holds the watermark at 0
+    >>> w.watermark, len(w.data(until=w.watermark))
+    (0.0, 1)
+    >>> w.set_pending(set())
+    >>> w.watermark, w.data().y.tolist()
+    (172800.0, [True])
     """
 
     def __init__(self, feature_names: Sequence[str], feature_set: str, window_days: float) -> None:
@@ -38,8 +47,8 @@ class ExampleWindow:
         self.window_s = window_days * DAY_S
         self._ids: dict[str, float] = {}
         self._rows: list[tuple[float, str, bool, str, np.ndarray[Any, Any]]] = []
-        self.watermark = float("-inf")
-        """Largest event time seen (seconds)."""
+        self._marks: dict[int, float] = {}
+        self._pending: set[int] = set()
         self.rejected = 0
         """Examples dropped for another feature set or a wrong width."""
 
@@ -51,6 +60,7 @@ class ExampleWindow:
         is_fraud: bool,
         customer_id: str,
         feature_set: str | None = None,
+        partition: int = 0,
     ) -> bool:
         """Keep one example; False for a duplicate, a foreign feature set or a bad width."""
         if (feature_set is not None and feature_set != self.feature_set) or len(values) != len(
@@ -58,15 +68,27 @@ class ExampleWindow:
         ):
             self.rejected += 1
             return False
+        self._marks[partition] = max(self._marks.get(partition, float("-inf")), event_time_s)
         if transaction_id in self._ids:
             return False
         self._ids[transaction_id] = event_time_s
         row = np.asarray(values, dtype=np.float32)
         self._rows.append((event_time_s, transaction_id, is_fraud, customer_id, row))
-        self.watermark = max(self.watermark, event_time_s)
         if len(self._rows) % 65_536 == 0:
             self.prune()
         return True
+
+    def set_pending(self, partitions: set[int]) -> None:
+        """Name the partitions that have more examples to read (they hold the watermark)."""
+        self._pending = set(partitions)
+
+    @property
+    def watermark(self) -> float:
+        """Event time (seconds) up to which every partition still being read has arrived."""
+        held = [self._marks.get(p, float("-inf")) for p in self._pending]
+        if held:
+            return min(held)
+        return max(self._marks.values(), default=float("-inf"))
 
     def prune(self) -> None:
         """Forget examples older than the window before the watermark."""
@@ -79,10 +101,13 @@ class ExampleWindow:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def data(self) -> LabeledData:
-        """The window's examples in event-time order."""
-        self.prune()
-        rows = sorted(self._rows, key=lambda row: (row[0], row[1]))
+    def data(self, until: float | None = None) -> LabeledData:
+        """The examples of the window ending at ``until`` (default: all), in event-time order."""
+        end = until if until is not None else max(self._marks.values(), default=0.0)
+        start = end - self.window_s
+        rows = sorted(
+            (row for row in self._rows if start <= row[0] <= end), key=lambda r: (r[0], r[1])
+        )
         n, width = len(rows), len(self.feature_names)
         return LabeledData(
             X=np.array([row[4] for row in rows], dtype=np.float32).reshape(n, width),

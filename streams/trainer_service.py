@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -131,13 +131,23 @@ class TrainerService:
                 for tp, records in batch.items():
                     if tp.topic == self.updates_topic:
                         self._take_updates(r.value for r in records)
-                for tp, records in batch.items():
-                    if tp.topic != self.examples_topic:
-                        continue
-                    for record in records:
-                        self._take_example(record.value)
-                        if not done() and self.schedule.due(self.window.watermark, time.time()):
-                            await self._run("schedule")
+                await self._track_pending(consumer)
+                examples = sorted(
+                    (
+                        (ex.event_time, tp.partition, ex)
+                        for tp, records in batch.items()
+                        if tp.topic == self.examples_topic
+                        for ex in self._decode_examples(r.value for r in records)
+                    ),
+                    key=lambda item: (item[0], item[1]),
+                )
+                for _, partition, ex in examples:
+                    self._add(ex, partition)
+                    # Records of this batch come in event-time order: none still to come
+                    # is older than this one, whichever partition it is from.
+                    watermark = min(ex.event_time.timestamp(), self.window.watermark)
+                    if not done() and self.schedule.due(watermark, time.time()):
+                        await self._run("schedule", until=watermark)
                 if done():
                     break
                 if not self._caught_up:
@@ -148,8 +158,9 @@ class TrainerService:
         finally:
             await consumer.stop()
 
-    async def _run(self, trigger: str) -> None:
-        outcome = await asyncio.to_thread(self._run_once, trigger)
+    async def _run(self, trigger: str, until: float | None = None) -> None:
+        self.schedule.ran(self.window.watermark if until is None else until, time.time())
+        outcome = await asyncio.to_thread(self._run_once, trigger, until)
         self.outcomes.append(outcome)
         if outcome.published is not None:
             await self._announce(outcome)
@@ -164,7 +175,9 @@ class TrainerService:
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         if not any(tp.topic == self.examples_topic for tp in partitions):
-            raise RuntimeError(f"topic {self.examples_topic!r} does not exist")
+            raise RuntimeError(
+                f"topic {self.examples_topic!r} does not exist (`streamscore topics create`)"
+            )
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         examples = [tp for tp in partitions if tp.topic == self.examples_topic]
@@ -178,12 +191,14 @@ class TrainerService:
         logger.info("trainer caught up with %s", self.examples_topic)
         return True
 
-    def _take_example(self, value: bytes | None) -> None:
-        try:
-            ex = decode(LabeledExample, value)
-        except EventDecodeError as exc:
-            logger.warning("undecodable labeled example: %s", exc)
-            return
+    def _decode_examples(self, values: Iterable[bytes | None]) -> Iterator[LabeledExample]:
+        for value in values:
+            try:
+                yield decode(LabeledExample, value)
+            except EventDecodeError as exc:
+                logger.warning("undecodable labeled example: %s", exc)
+
+    def _add(self, ex: LabeledExample, partition: int) -> None:
         self.window.add(
             ex.transaction_id,
             ex.event_time.timestamp(),
@@ -191,7 +206,17 @@ class TrainerService:
             ex.is_fraud,
             ex.customer_id,
             ex.feature_set,
+            partition=partition,
         )
+
+    async def _track_pending(self, consumer: AIOKafkaConsumer) -> None:
+        """Tell the window which examples partitions have more to read right now."""
+        pending: set[int] = set()
+        for tp, start_end in self._start_ends.items():
+            end = max(consumer.highwater(tp) or 0, start_end)
+            if await consumer.position(tp) < end:
+                pending.add(tp.partition)
+        self.window.set_pending(pending)
 
     def _take_updates(self, values: Iterable[bytes | None]) -> None:
         for value in values:
@@ -234,11 +259,10 @@ class TrainerService:
             return None
         return verified.scorer
 
-    def _run_once(self, trigger: str) -> RunOutcome:
+    def _run_once(self, trigger: str, until: float | None) -> RunOutcome:
         clock = time.perf_counter()
         self._request = None
-        self.schedule.ran(self.window.watermark, time.time())
-        data = self.window.data()
+        data = self.window.data(until)
         outcome = RunOutcome(trigger=trigger, examples=len(data))
         if len(data) < self.config.min_examples:
             outcome.skipped = f"{len(data)} examples < min_examples {self.config.min_examples}"

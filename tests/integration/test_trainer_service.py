@@ -96,7 +96,8 @@ def test_trainer_publishes_on_schedule_and_on_request(
     examples = topic_factory(partitions=2)
     updates = topic_factory(partitions=1, **{"cleanup.policy": "compact"})
     registry = make_registry(tmp_path / "registry")
-    asyncio.run(_produce(kafka_conn, examples, _examples(2400, days=22.0)))
+    produced = _examples(2400, days=22.0)
+    asyncio.run(_produce(kafka_conn, examples, produced))
 
     service = _service(kafka_conn, examples, updates, registry)
     asyncio.run(asyncio.wait_for(service.run(max_runs=3), timeout=240))
@@ -109,6 +110,10 @@ def test_trainer_publishes_on_schedule_and_on_request(
     # Runs fire every 7 days of event time; each window ends later than the one before.
     ends = [m.training_window.end for m in published if m and m.training_window]
     assert ends == sorted(ends) and (ends[1] - ends[0]).days in (6, 7)
+    # Partitions are read out of step, yet each run saw every example up to its end.
+    assert [o.examples for o in runs] == [
+        sum(ex.event_time <= end for ex in produced) for end in ends
+    ]
     assert runs[0].promoted and not runs[1].promoted and runs[1].run is not None
     assert runs[1].run.verdict is not None and runs[1].run.parent_version == versions[0]
     assert registry.pointers().champion == versions[0]
