@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import (
@@ -120,21 +121,19 @@ def _day(value: object) -> str:
 
 
 def manifests_table(manifests: list[Manifest], champion: str | None, previous: str | None) -> Table:
-    """The registry's models, newest last, with the serving pointers marked."""
-    table = Table("", "version", "created (UTC)", "window", "examples", "AUC", "AP", "sha256")
+    """The registry's models, first published first, with the serving pointers marked."""
+    table = Table("role", "version", "window", "examples", "AUC", "AP", box=box.SIMPLE_HEAD)
     table.columns[1].no_wrap = True
     for m in manifests:
         mark = "champ" if m.version == champion else "prev" if m.version == previous else ""
         window = m.training_window
-        span = f"{window.start:%Y-%m-%d}..{window.end:%m-%d}" if window else "-"
+        span = f"{window.start:%m-%d}..{window.end:%m-%d}" if window else "-"
         table.add_row(
             mark,
             m.version,
-            m.created_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
             span,
             f"{window.examples:,}" if window else "-",
             _fmt(m.metrics.get("auc")),
             _fmt(m.metrics.get("ap")),
-            m.sha256[:8],
         )
     return table

@@ -90,9 +90,13 @@ def test_list_marks_champion_and_previous(env: Path) -> None:
     registry.promote("m2")
     code, out = invoke("models", "list")
     assert code == 0
-    lines = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 3}
-    assert "champ" in lines["m2"] and "prev" in lines["m1"]
-    assert "champ" not in lines["m3"] and "prev" not in lines["m3"]
+    roles = {}
+    for words in (line.split() for line in out.splitlines()):
+        if words and words[0] in ("champ", "prev"):
+            roles[words[1]] = words[0]
+        elif words and words[0] in ("m1", "m2", "m3"):
+            roles[words[0]] = ""
+    assert roles == {"m1": "prev", "m2": "champ", "m3": ""}
 
 
 def test_show_prints_the_manifest_and_verifies_the_artifact(env: Path) -> None:
