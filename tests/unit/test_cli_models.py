@@ -90,7 +90,7 @@ def test_list_marks_champion_and_previous(env: Path) -> None:
     registry.promote("m2")
     code, out = invoke("models", "list")
     assert code == 0
-    roles = {}
+    roles: dict[str, str] = {}
     for words in (line.split() for line in out.splitlines()):
         if words and words[0] in ("champ", "prev"):
             roles[words[1]] = words[0]
