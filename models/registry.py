@@ -278,6 +278,20 @@ class Registry:
         RegistryError
             Unknown version, unreadable file, or a bad signature.
         """
+        raw = self.read_raw(version)
+        try:
+            return self.load_signed(raw)
+        except (SignatureError, ValidationError, TypeError, KeyError) as exc:
+            raise RegistryError(f"manifest of {version} fails verification: {exc}") from None
+
+    def read_raw(self, version: str) -> dict[str, Any]:
+        """The stored ``{"manifest": ..., "signature": ...}`` object of ``version``, unchecked.
+
+        Raises
+        ------
+        RegistryError
+            Unknown version, or the file is not a JSON object.
+        """
         path = self._manifest_path(version)
         try:
             raw = json.loads(path.read_bytes())
@@ -285,10 +299,9 @@ class Registry:
             raise RegistryError(f"unknown version {version!r}") from None
         except (OSError, ValueError) as exc:
             raise RegistryError(f"unreadable manifest {path}: {exc}") from None
-        try:
-            return self.load_signed(raw)
-        except (SignatureError, ValidationError, TypeError, KeyError) as exc:
-            raise RegistryError(f"manifest of {version} fails verification: {exc}") from None
+        if not isinstance(raw, dict):
+            raise RegistryError(f"manifest file {path} is not a JSON object")
+        return raw
 
     def load_signed(self, raw: Mapping[str, Any]) -> SignedManifest:
         """Verify and parse a ``{"manifest": ..., "signature": ...}`` object."""

@@ -138,10 +138,20 @@ def verify_version(
 ) -> Verified:
     """Verify a version straight from the registry (e.g. the champion at start-up)."""
     try:
-        signed = registry.get(version)
+        raw = registry.read_raw(version)
     except RegistryError as exc:
-        raise Rejected(RejectReason.BAD_SIGNATURE, str(exc), version) from None
-    return verify_signed(signed.manifest.payload(), signed.signature, registry, contract, options)
+        raise Rejected(RejectReason.UNREADABLE, str(exc), version) from None
+    payload, signature = raw.get("manifest"), raw.get("signature")
+    verified = verify_signed(
+        payload if isinstance(payload, Mapping) else None,
+        signature if isinstance(signature, str) else None,
+        registry,
+        contract,
+        options,
+    )
+    if verified.version != version:
+        raise Rejected(RejectReason.BAD_MANIFEST, f"file of {version} holds {verified.version}")
+    return verified
 
 
 def verify_signed(

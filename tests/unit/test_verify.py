@@ -9,6 +9,7 @@ challenger.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -335,7 +336,7 @@ def test_signature_is_checked_before_any_file_is_read(registry: Registry) -> Non
 def test_any_corrupted_byte_is_accepted_or_rejected_never_crashes(
     tmp_path: Path, position: int, flip: int
 ) -> None:
-    registry = make_registry(tmp_path / f"r{position}-{flip}")
+    registry = make_registry(Path(tempfile.mkdtemp(dir=tmp_path)))
     model = bytearray(good_model("fuzz"))
     model[position % len(model)] ^= flip
     update = _publish(registry, "fuzz", bytes(model))
@@ -352,3 +353,22 @@ def test_hmac_keys_refuse_short_keys() -> None:
 
     with pytest.raises(SigningKeyError, match="at least 32"):
         hmac_keys(b"short")
+
+
+def test_verify_version_reads_the_registry_file_and_checks_it_the_same_way(
+    registry: Registry,
+) -> None:
+    from models.verify import verify_version
+
+    publish_good(registry, "v1")
+    assert verify_version("v1", registry, CONTRACT, CPU).version == "v1"
+    with pytest.raises(Rejected) as err:
+        verify_version("v404", registry, CONTRACT, CPU)
+    assert err.value.reason == RejectReason.UNREADABLE
+    path = registry.root / "manifests" / "v1.json"
+    raw = json.loads(path.read_bytes())
+    raw["manifest"]["golden"]["atol"] = 0.1  # loosen the golden check: the signature says no
+    path.write_text(json.dumps(raw))
+    with pytest.raises(Rejected) as err:
+        verify_version("v1", registry, CONTRACT, CPU)
+    assert err.value.reason == RejectReason.BAD_SIGNATURE
