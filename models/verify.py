@@ -48,7 +48,14 @@ from models.onnx_checks import (
 )
 from models.registry import Registry, RegistryError
 from models.rejections import Rejected, RejectReason
-from models.serving import INPUT_NAME, OUTPUT_NAME, ModelContractError, OnnxScorer, Provider
+from models.serving import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelContractError,
+    OnnxScorer,
+    Provider,
+    ProviderUnavailableError,
+)
 from models.signing import SignatureError
 
 logger = logging.getLogger(__name__)
@@ -319,6 +326,11 @@ def _load(model: bytes, manifest: Manifest, options: VerifyOptions) -> OnnxScore
         # A cause means onnxruntime itself refused the model; otherwise the contract.
         reason = RejectReason.ONNX_INVALID if exc.__cause__ else RejectReason.CONTRACT_MISMATCH
         raise Rejected(reason, str(exc)) from None
+    except ProviderUnavailableError:
+        raise  # the worker's configuration, not the model
+    except Exception as exc:  # e.g. UnicodeDecodeError on names that are not UTF-8
+        detail = f"onnxruntime cannot read the model: {type(exc).__name__}: {exc}"
+        raise Rejected(RejectReason.ONNX_INVALID, detail) from None
 
 
 def _check_outputs(out: np.ndarray[Any, Any], where: str, reason: RejectReason) -> None:

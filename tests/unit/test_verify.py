@@ -319,6 +319,18 @@ def test_warm_up_failure_is_its_own_reason(registry: Registry) -> None:
     assert err.value.reason == RejectReason.WARMUP_FAILED
 
 
+def test_names_that_are_not_utf8_are_rejected_not_raised(registry: Registry) -> None:
+    # Found by the corrupted-byte test below: one flipped bit in the output's batch axis
+    # name made onnxruntime raise UnicodeDecodeError while reading the model.
+    model = good_model("bad")
+    position = model.index(b"batch", model.index(b"probability"))
+    flipped = model[:position] + bytes([model[position] ^ 0x80]) + model[position + 1 :]
+    update = _publish(registry, "bad", flipped)
+    with pytest.raises(Rejected) as err:
+        verify(update, registry, CONTRACT, CPU)
+    assert err.value.reason == RejectReason.ONNX_INVALID
+
+
 def test_signature_is_checked_before_any_file_is_read(registry: Registry) -> None:
     update = _publish(registry, "bad", good_model("bad"))
     _model_path(registry, update).unlink()  # would be `unreadable` if files were read first
