@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import logs
-from streams.cli_models import models_app, train, trainer
+from streams.cli_models import models_app
+from streams.cli_train import train, trainer
 from streams.settings import StreamsSettings
 
 console = Console(stderr=False)
