@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -321,16 +321,3 @@ def train_candidate(
         n_eval=len(test),
         timings=timings,
     )
-
-
-def window_of(data: LabeledData) -> tuple[datetime, datetime]:
-    """First and last event time of ``data``."""
-    return _utc(float(data.event_time[0])), _utc(float(data.event_time[-1]))
-
-
-def recent(data: LabeledData, days: float) -> LabeledData:
-    """The examples of the last ``days`` of event time."""
-    if len(data) == 0:
-        return data
-    cutoff = float(data.event_time[-1]) - timedelta(days=days).total_seconds()
-    return data.take(data.event_time >= cutoff)
