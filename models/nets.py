@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -154,6 +154,10 @@ class SequenceNet(RawFeatureNet):
         return out
 
 
+EpochCallback = Callable[[int, float, float], None]
+"""Receives (epoch from 0, mean training loss, validation loss) after each epoch."""
+
+
 @dataclass
 class TrainResult:
     """What a training run produced: the best model and its learning curve."""
@@ -208,6 +212,7 @@ def _fit(
     patience: int,
     class_weight: Literal["balanced"] | float | None,
     seed: int,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train ``model`` (which has ``logits``) with Adam and early stopping on val loss."""
     X = np.asarray(X, dtype=np.float32)
@@ -247,6 +252,8 @@ def _fit(
             val_loss = float(loss_fn(model.logits(xv), yvt))
         history.append((total / len(xt), val_loss))
         logger.debug("epoch %d train %.5f val %.5f", epoch, history[-1][0], val_loss)
+        if on_epoch is not None:
+            on_epoch(epoch, history[-1][0], val_loss)
         if val_loss < best_loss - 1e-6:
             best_state, best_loss, best_epoch, since_best = (
                 copy.deepcopy(model.state_dict()),
@@ -281,6 +288,7 @@ def train_ffnn(
     class_weight: Literal["balanced"] | float | None = "balanced",
     seed: int = 0,
     num_threads: int | None = 1,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train a :class:`FraudNet` on raw features with early stopping.
 
@@ -301,6 +309,9 @@ def train_ffnn(
         the same weights.
     num_threads
         ``torch.set_num_threads`` during training (restored after); ``None`` keeps it.
+    on_epoch
+        Called after each epoch with (epoch, training loss, validation loss), e.g. to
+        show progress.
 
     Examples
     --------
@@ -331,6 +342,7 @@ def train_ffnn(
             patience=patience,
             class_weight=class_weight,
             seed=seed,
+            on_epoch=on_epoch,
         )
 
 

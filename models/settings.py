@@ -1,4 +1,4 @@
-"""Settings of the model side: registry, scoring runtime, training.
+"""Settings of the model side: registry, scoring runtime, promotion rule, training.
 
 Env prefix ``STREAMSCORE_``, sections nested with ``__``
 (e.g. ``STREAMSCORE_SCORING__PROVIDER=cuda``).
@@ -20,14 +20,78 @@ class Section(BaseModel):
 
 
 class RegistrySettings(Section):
-    """Where model artifacts live and how their manifests are signed."""
+    """Where model artifacts live, how their manifests are signed, what workers accept."""
 
     uri: str = "var/registry"
-    """Registry location: a local directory (default) or `file:///abs/path`."""
+    """Registry location: a local directory (default) or `file:///abs/path`. Object-store
+    URIs (`s3://`, `gs://`) are not implemented: mount the bucket as a directory."""
+    model_name: str = "deep"
+    """Model family the registry pointers and `model-updates` messages speak for."""
+    signature_scheme: Literal["hmac-sha256", "ed25519"] = "hmac-sha256"
+    """How manifests are signed: a shared HMAC key, or an Ed25519 key pair."""
     signing_key: SecretStr | None = None
-    """HMAC-SHA256 key that signs manifests (prefer `signing_key_file`)."""
+    """HMAC-SHA256 key text, at least 32 bytes (prefer `signing_key_file`)."""
     signing_key_file: Path | None = None
-    """File holding the signing key."""
+    """File holding the HMAC key, or the Ed25519 private key (PEM) of the trainer."""
+    verify_key_file: Path | None = None
+    """Ed25519 public key (PEM): all a worker needs to verify."""
+    dev_key: bool = False
+    """With no key configured, create and use `<registry>/dev-signing.key` (local demos
+    only: whoever can write the registry can read that key)."""
+    max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    """Largest artifact file a worker will read; larger ones are rejected (`size_limit`)."""
+
+
+class PromotionSettings(Section):
+    """The rule that promotes or rejects a model: a challenger in shadow, or a trained
+    candidate against the champion. Both are scored on the same matured labels."""
+
+    min_labels: int = Field(default=2000, ge=1)
+    """Matured labels (scored by both models) needed before judging."""
+    min_positives: int = Field(default=20, ge=1)
+    """Frauds among them needed before judging."""
+    max_ap_drop: float = Field(default=0.0, ge=0.0, le=1.0)
+    """The newcomer may lose at most this much average precision (absolute)."""
+    max_auc_drop: float = Field(default=0.005, ge=0.0, le=1.0)
+    """The newcomer may lose at most this much AUC ROC (absolute)."""
+    max_labels: int = Field(default=200_000, ge=1)
+    """A shadow run still short of positives after this many labels is rejected
+    (`insufficient_evidence`)."""
+
+
+class TrainerSettings(Section):
+    """The batch trainer: what it reads, when it runs, how it trains."""
+
+    schedule: Literal["event_time", "wall_clock", "requests"] = "event_time"
+    """When to train besides retrain requests: every `every_days` of labeled-example
+    event time, every `every_s` wall-clock seconds, or only on requests."""
+    every_days: float = Field(default=7.0, gt=0)
+    """Event-time period of the `event_time` schedule (days)."""
+    every_s: float = Field(default=86_400.0, gt=0)
+    """Wall-clock period of the `wall_clock` schedule (seconds)."""
+    window_days: float = Field(default=28.0, gt=0)
+    """Labeled examples of this many event days before the newest are used."""
+    eval_days: float = Field(default=7.0, gt=0)
+    """The most recent days of the window are held out to compare with the champion."""
+    min_examples: int = Field(default=1000, ge=10)
+    """Fewer training examples than this: skip the run."""
+    hidden: tuple[int, ...] = (64, 32)
+    """Hidden layer sizes of the feed-forward network."""
+    epochs: int = Field(default=30, ge=1)
+    """Most training epochs (early stopping on the validation loss)."""
+    batch_size: int = Field(default=256, ge=1)
+    """Training mini-batch size."""
+    lr: float = Field(default=1e-3, gt=0)
+    """Adam learning rate."""
+    patience: int = Field(default=3, ge=1)
+    """Epochs without validation improvement before stopping."""
+    seed: int = 0
+    """Seed of initialization and shuffling."""
+    threads: int = Field(default=1, ge=1)
+    """torch threads while training."""
+    publish_rule: Literal["not_worse", "always"] = "not_worse"
+    """Publish a candidate only if it is not worse than the champion on the held-out
+    labels (by the `promotion` thresholds), or always (workers still judge it)."""
 
 
 class ScoringSettings(Section):
@@ -54,3 +118,7 @@ class ModelsSettings(BaseSettings):
     """Model registry."""
     scoring: ScoringSettings = ScoringSettings()
     """Scoring runtime."""
+    promotion: PromotionSettings = PromotionSettings()
+    """Promotion and publication rule."""
+    trainer: TrainerSettings = TrainerSettings()
+    """Batch trainer."""

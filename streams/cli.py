@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import logs
+from streams.cli_models import models_app
+from streams.cli_train import train, trainer
 from streams.settings import StreamsSettings
 
 console = Console(stderr=False)
@@ -393,6 +395,11 @@ def grafana_generate(
         return
     for path in write(out):
         console.print(f"wrote {path}")
+
+
+app.command()(train)
+app.command()(trainer)
+app.add_typer(models_app, name="models")
 
 
 def main() -> None:
