@@ -3,7 +3,7 @@
 The learner (River, :class:`models.online.LogisticLearner`) learns from delayed labels
 in its own process; scorers only need its scaler statistics and weights. A
 :class:`LinearSnapshot` carries exactly those, serializes to canonical JSON (bounded
-size, no code) and is signed with HMAC-SHA256 when published.
+size, no code) and is signed with the registry's key (:mod:`models.signing`).
 
 Examples
 --------
@@ -23,8 +23,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ import numpy as np
 
 from models.online import LogisticLearner
 from models.protocols import F64, FloatArray
+from models.signing import SignatureError, Signer, Verifier
 
 _CLIP = 30.0
 
@@ -122,13 +121,17 @@ class LinearSnapshot:
         """Parse canonical JSON."""
         return cls.from_dict(json.loads(raw))
 
-    def sign(self, key: bytes) -> str:
-        """HMAC-SHA256 of the canonical JSON, hex."""
-        return hmac.new(key, self.to_json(), hashlib.sha256).hexdigest()
+    def sign(self, signer: Signer) -> str:
+        """Signature of the canonical JSON (the registry's scheme and key)."""
+        return signer.sign(self.to_json())
 
-    def verify(self, key: bytes, signature: str) -> bool:
-        """True when ``signature`` is this snapshot's HMAC under ``key``."""
-        return hmac.compare_digest(self.sign(key), signature)
+    def verify(self, verifier: Verifier, signature: str) -> bool:
+        """True when ``signature`` signs this snapshot under the verifier's key."""
+        try:
+            verifier.verify(self.to_json(), signature)
+        except SignatureError:
+            return False
+        return True
 
     # -- scoring -----------------------------------------------------------------------
     def _arrays(self) -> tuple[F64, F64, F64]:

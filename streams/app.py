@@ -37,18 +37,20 @@ from faust.types import Message
 
 from models.blend import WeightedBlend
 from models.features import FEATURE_NAMES
-from models.linear import LinearSnapshot
+from models.settings import ModelsSettings
 from streams import metrics
 from streams.batching import BatchingApp, ack
-from streams.events import EnrichedTransaction, ModelUpdate, ModelUpdateAction, Watermark
+from streams.codec import encode, encode_key
+from streams.events import EnrichedTransaction, Watermark
 from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.join import JOIN_TABLE, JoinConfig, LabelJoin
 from streams.kafka import KafkaConnection
-from streams.model_updates import ModelUpdatesReader
+from streams.model_updates import ModelUpdatesReader, update_key
 from streams.publish import BatchPublisher
 from streams.records import Output, Record, StateWrite
 from streams.scoring import Scored, ScoreStage, ScoringConfig
+from streams.serving_models import ServedModels
 from streams.settings import StreamsSettings
 from streams.snapshots import MetricsSnapshotter
 from streams.state import RAW_SCHEMA, ChangelogTable
@@ -90,7 +92,7 @@ class StreamWorker:
     """The Faust app of one worker process and the stages its agents drive."""
 
     def __init__(
-        self, settings: StreamsSettings, conn: KafkaConnection, signing_key: bytes
+        self, settings: StreamsSettings, conn: KafkaConnection, models: ModelsSettings
     ) -> None:
         topics, worker = settings.topics, settings.worker
         self.settings = settings
@@ -165,9 +167,10 @@ class StreamWorker:
                 labeled_examples_topic=topics.labeled_examples.name, ttl_s=scoring.ttl_days * day
             )
         )
-        self.signing_key = signing_key
+        self.served = ServedModels(self.scorer, models)
         self.model_wait_s = scoring.model_wait_s
-        self.updates = ModelUpdatesReader(conn, topics.model_updates.name, self._on_model_update)
+        self.model_updates_topic = topics.model_updates.name
+        self.updates = ModelUpdatesReader(conn, topics.model_updates.name, self.served.on_update)
         self.held: list[Held] = []
         #: Transactions featurized after waiting `label_wait_s` without being ready.
         self.forced = 0
@@ -229,23 +232,13 @@ class StreamWorker:
 
     # -- models in service ------------------------------------------------------------
     async def _start_updates(self) -> None:
+        await self.served.start()
         self.updates.start()
-
-    async def _on_model_update(self, update: ModelUpdate) -> None:
-        """Apply a model update: verify it, then swap it in as one reference."""
-        if update.model_name == "online" and update.action == ModelUpdateAction.PUBLISH:
-            if update.manifest is None or update.signature is None:
-                logger.warning("online snapshot without manifest or signature rejected")
-                return
-            snap = LinearSnapshot.from_dict(update.manifest)
-            if not snap.verify(self.signing_key, update.signature):
-                logger.warning("online snapshot with a bad signature rejected")
-                return
-            if snap.feature_names != tuple(FEATURE_NAMES):
-                logger.warning("online snapshot for another feature set rejected")
-                return
-            self.scorer.models = replace(self.scorer.models, online=snap)
-            metrics.set_models_in_service(self.scorer.models.versions())
+        publisher = await self._publisher()
+        while True:  # announce this worker's shadow verdicts to every worker
+            update = await self.served.announcements.get()
+            key = encode_key(update_key(update))
+            await self._send(publisher, [Output(self.model_updates_topic, key, encode(update))])
 
     async def _wait_for_models(self) -> None:
         if not self.updates.caught_up.is_set() and self.model_wait_s > 0:
@@ -353,6 +346,7 @@ class StreamWorker:
             metrics.observe_batch("labels", len(messages), len(applied.labels), applied.dead)
             outputs.extend(self._entries(applied.writes))
             outputs.extend(applied.outputs)
+            self.served.on_labels([(lb.transaction_id, lb.is_fraud) for _, lb in applied.labels])
             joined = self.join.on_labels(applied.labels)
             outputs.extend(self._entries(joined.writes))
             outputs.extend(joined.outputs)
@@ -416,6 +410,7 @@ class StreamWorker:
             started = time.perf_counter()
             scored = self.scorer.score(result.rows)
             self._observe_scored(scored, time.perf_counter() - started)
+            self.served.record_shadow(scored)
             outputs.extend(scored.outputs)
             remembered = self.join.remember(scored)
             outputs.extend(self._entries(remembered.writes))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,23 +58,61 @@ class BacktestResult:
     first_model: str | None
 
 
+def train_first_model(harness: Harness, config: BacktestConfig, first_day: datetime) -> int:
+    """Run `streamscore train` on the earliest labeled weeks, into the run's registry.
+
+    It publishes the model and makes it champion; the worker loads the champion from
+    the registry when it starts. Returns the command's exit code.
+    """
+    end = first_day + timedelta(days=config.train_days)
+    cmd = [
+        str(Path(sys.executable).with_name("streamscore")),
+        "--log-level",
+        "WARNING",
+        "train",
+        str(config.file),
+        "--from",
+        first_day.isoformat(),
+        "--to",
+        end.isoformat(),
+        "--label-delay",
+        config.label_delay,
+        "--promote",
+        "--no-notify",
+        "--version",
+        f"first-{harness.run_id}",
+    ]
+    log = None if config.log_dir is None else (config.log_dir / "train.log").open("ab")
+    try:
+        return subprocess.run(
+            cmd, env=harness.env(), stdout=log, stderr=log, check=False
+        ).returncode
+    finally:
+        if log is not None:
+            log.close()
+
+
 def run_backtest(
     settings: StreamsSettings,
     conn: KafkaConnection,
     config: BacktestConfig,
-    train_first: Callable[[pd.DataFrame, Harness], str | None],
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> BacktestResult:
     """Run the system over ``config.file`` and write its predictions to ``config.out``."""
     frame = load_transactions(config.file, config.start, config.end)
     if frame.empty:
         raise ValueError("no transactions in the chosen range")
-    first_day = frame["event_time"].min()
-    history = frame[frame["event_time"] < first_day + timedelta(days=config.train_days)]
+    first_day = frame["event_time"].min().to_pydatetime()
     first_model: list[str | None] = [None]
+    if config.log_dir is not None:
+        config.log_dir.mkdir(parents=True, exist_ok=True)
 
     def before_replay(harness: Harness) -> None:
-        first_model[0] = train_first(history, harness)
+        if config.train_days > 0:
+            code = train_first_model(harness, config, first_day)
+            if code != 0:
+                raise RuntimeError(f"first training failed (exit {code}); see train.log")
+            first_model[0] = f"first-{harness.run_id}"
         if config.trainer:
             harness.start_process("trainer", "trainer")
 

@@ -230,6 +230,7 @@ class ModelUpdateAction(enum.StrEnum):
     PUBLISH = "publish"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    REJECT = "reject"
     RETRAIN_REQUEST = "retrain_request"
 
 

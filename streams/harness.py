@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from models.signing import generate_key_files
 from streams.kafka import KafkaConnection
 from streams.process import spawn, stop
 from streams.settings import StreamsSettings, TopicsSettings
@@ -72,16 +73,37 @@ class Harness:
         """Create this run's topics."""
         create_topics(self.conn, topic_specs(self.topics))
 
-    def env(self) -> dict[str, str]:
-        """The environment of this run's child processes."""
+    @property
+    def tmp(self) -> Path:
+        """This run's private directory (removed by :meth:`close`)."""
         if self._tmp is None:
             self._tmp = Path(tempfile.mkdtemp(prefix=f"streamscore-{self.run_id}-"))
+        return self._tmp
+
+    @property
+    def registry_dir(self) -> Path:
+        """This run's model registry."""
+        return self.tmp / "registry"
+
+    @property
+    def key_file(self) -> Path:
+        """This run's signing key (created on first use)."""
+        path = self.tmp / "signing.key"
+        if not path.exists():
+            generate_key_files(path, "hmac-sha256")
+        return path
+
+    def env(self) -> dict[str, str]:
+        """The environment of this run's child processes."""
+        self.tmp  # noqa: B018 - created before the paths below are taken
         env = dict(os.environ)
         env.update(topics_env(self.topics))
         env["STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS"] = self.conn.bootstrap_servers
         env["STREAMSCORE_WORKER__APP_ID"] = self.app_id
         env["STREAMSCORE_WORKER__DATA_DIR"] = str(self._tmp / "worker")
         env["STREAMSCORE_LEARNER__CHECKPOINT"] = str(self._tmp / "learner" / "checkpoint.bin")
+        env["STREAMSCORE_REGISTRY__URI"] = str(self.registry_dir)
+        env["STREAMSCORE_REGISTRY__SIGNING_KEY_FILE"] = str(self.key_file)
         env.setdefault("PYTHONUNBUFFERED", "1")
         if self.conn.embedded:
             # The embedded broker answers a join after half the session timeout and

@@ -16,11 +16,10 @@ joined twice after a worker restart) are dropped by id.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import os
 import pickle
+import struct
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import numpy as np
 from models.drift import make_error_detector
 from models.linear import LinearSnapshot
 from models.online import LogisticLearner
+from models.signing import SignatureError, Signer, Verifier
 from streams.events import DriftEvent, DriftKind, LabeledExample
 
 DAY_S = 86_400.0
@@ -139,7 +139,7 @@ class OnlineTraining:
         )
 
     # -- checkpoints ------------------------------------------------------------------
-    def checkpoint(self, key: bytes) -> bytes:
+    def checkpoint(self, signer: Signer) -> bytes:
         """Signed bytes of the whole state (model, offsets, learned ids)."""
         payload = pickle.dumps(
             {
@@ -152,17 +152,20 @@ class OnlineTraining:
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         )
-        tag = hmac.new(key, _MAGIC + payload, hashlib.sha256).digest()
-        return _MAGIC + tag + payload
+        signature = signer.sign(_MAGIC + payload).encode("ascii")
+        return _MAGIC + struct.pack(">H", len(signature)) + signature + payload
 
-    def restore(self, blob: bytes, key: bytes) -> None:
+    def restore(self, blob: bytes, verifier: Verifier) -> None:
         """Load a checkpoint; the signature is checked before anything is unpickled."""
-        if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 32:
+        head = len(_MAGIC) + 2
+        if not blob.startswith(_MAGIC) or len(blob) < head:
             raise ValueError("not a learner checkpoint")
-        tag, payload = blob[len(_MAGIC) : len(_MAGIC) + 32], blob[len(_MAGIC) + 32 :]
-        expected = hmac.new(key, _MAGIC + payload, hashlib.sha256).digest()
-        if not hmac.compare_digest(tag, expected):
-            raise ValueError("learner checkpoint signature does not match")
+        (n,) = struct.unpack(">H", blob[len(_MAGIC) : head])
+        signature, payload = blob[head : head + n], blob[head + n :]
+        try:
+            verifier.verify(_MAGIC + payload, signature.decode("ascii", "replace"))
+        except SignatureError:
+            raise ValueError("learner checkpoint signature does not match") from None
         state: dict[str, Any] = pickle.loads(payload)  # noqa: S301 - signature checked above
         self.learner = state["learner"]
         self.offsets = dict(state["offsets"])

@@ -22,15 +22,16 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models.features import FEATURE_NAMES
-from streams.codec import EventDecodeError, decode, encode
+from models.signing import Signer, Verifier
+from streams.codec import EventDecodeError, decode, encode, encode_key
 from streams.events import DriftEvent, LabeledExample, ModelUpdate, ModelUpdateAction
 from streams.kafka import KafkaConnection
 from streams.learner import LearnerConfig, OnlineTraining, write_atomic
+from streams.model_updates import update_key
 
 logger = logging.getLogger(__name__)
 
 ONLINE_KEY = b"online"
-RETRAIN_KEY = b"retrain"
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class LearnerServiceConfig:
     request_retrain_on_drift: bool = True
 
 
-def snapshot_update(training: OnlineTraining, key: bytes) -> ModelUpdate:
+def snapshot_update(training: OnlineTraining, signer: Signer) -> ModelUpdate:
     """The signed ``ModelUpdate`` that carries the current online model."""
     snap = training.snapshot()
     return ModelUpdate(
@@ -54,7 +55,7 @@ def snapshot_update(training: OnlineTraining, key: bytes) -> ModelUpdate:
         action=ModelUpdateAction.PUBLISH,
         version=snap.version,
         manifest=snap.to_dict(),
-        signature=snap.sign(key),
+        signature=snap.sign(signer),
         issued_time=datetime.now(UTC),
     )
 
@@ -62,7 +63,8 @@ def snapshot_update(training: OnlineTraining, key: bytes) -> ModelUpdate:
 async def run_learner(
     conn: KafkaConnection,
     config: LearnerServiceConfig,
-    key: bytes,
+    signer: Signer,
+    verifier: Verifier,
     learner_config: LearnerConfig | None = None,
     stop: asyncio.Event | None = None,
     on_batch: Callable[[OnlineTraining], None] | None = None,
@@ -70,7 +72,7 @@ async def run_learner(
     """Learn until ``stop`` is set (or SIGINT/SIGTERM); return the final state."""
     training = OnlineTraining(learner_config or LearnerConfig(tuple(FEATURE_NAMES)))
     if config.checkpoint.is_file():
-        training.restore(config.checkpoint.read_bytes(), key)
+        training.restore(config.checkpoint.read_bytes(), verifier)
         logger.info(
             "learner restored", extra={"offsets": training.offsets, "n": training.learner.n_learned}
         )
@@ -109,15 +111,15 @@ async def run_learner(
                 result = training.learn(batch)
                 since_snapshot += result.learned
                 for event in result.drift:
-                    await _on_drift(producer, config, event, key)
+                    await _on_drift(producer, config, event)
                 if on_batch is not None:
                     on_batch(training)
             due = time.monotonic() - last_snapshot >= config.snapshot_interval_s
             if since_snapshot and (since_snapshot >= config.snapshot_every or due):
-                await _publish(producer, config, training, key)
+                await _publish(producer, config, training, signer)
                 since_snapshot, last_snapshot = 0, time.monotonic()
         if since_snapshot:
-            await _publish(producer, config, training, key)
+            await _publish(producer, config, training, signer)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -125,15 +127,18 @@ async def run_learner(
 
 
 async def _publish(
-    producer: AIOKafkaProducer, config: LearnerServiceConfig, training: OnlineTraining, key: bytes
+    producer: AIOKafkaProducer,
+    config: LearnerServiceConfig,
+    training: OnlineTraining,
+    signer: Signer,
 ) -> None:
-    update = snapshot_update(training, key)
+    update = snapshot_update(training, signer)
     await producer.send_and_wait(config.model_updates_topic, key=ONLINE_KEY, value=encode(update))
-    write_atomic(config.checkpoint, training.checkpoint(key))
+    write_atomic(config.checkpoint, training.checkpoint(signer))
 
 
 async def _on_drift(
-    producer: AIOKafkaProducer, config: LearnerServiceConfig, event: DriftEvent, key: bytes
+    producer: AIOKafkaProducer, config: LearnerServiceConfig, event: DriftEvent
 ) -> None:
     actions = ["alert"]
     if config.request_retrain_on_drift:
@@ -144,7 +149,9 @@ async def _on_drift(
             reason=f"{event.kind.value} drift ({event.detector})",
             issued_time=datetime.now(UTC),
         )
-        await producer.send(config.model_updates_topic, key=RETRAIN_KEY, value=encode(request))
+        await producer.send(
+            config.model_updates_topic, key=encode_key(update_key(request)), value=encode(request)
+        )
     event = event.model_copy(update={"actions": actions})
     await producer.send(config.drift_events_topic, key=b"learner", value=encode(event))
     logger.warning("drift detected", extra={"detector": event.detector, "kind": event.kind.value})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from models.keys import signing_key
 from models.settings import ModelsSettings
 from streams.runtime import kafka_connection
 from streams.settings import StreamsSettings
@@ -27,7 +26,7 @@ def run_worker(settings: StreamsSettings, log_level: str = "WARNING") -> None:
         if not settings.kafka.bootstrap_servers:
             print(f"bootstrap: {conn.bootstrap_servers}", flush=True)
         create_topics(conn, topic_specs(settings.topics))
-        worker = StreamWorker(settings, conn, signing_key(ModelsSettings().registry))
+        worker = StreamWorker(settings, conn, ModelsSettings())
         from streams.exporter import serve_metrics
 
         serve_metrics(settings.metrics)  # metrics: the /metrics endpoint of this process

@@ -12,6 +12,7 @@ import pytest
 from models.blend import WeightedBlend
 from models.features import FEATURE_NAMES
 from models.linear import LinearSnapshot
+from models.signing import hmac_keys
 from streams.events import EnrichedTransaction, Label, LabeledExample, Transaction
 from streams.join import JOIN_TABLE, LabelJoin
 from streams.learner import LearnerConfig, OnlineTraining
@@ -20,7 +21,8 @@ from streams.terminal import Featurized
 
 T0 = datetime(2018, 8, 1, 12, tzinfo=UTC)
 NAMES = tuple(FEATURE_NAMES)
-KEY = b"k" * 32
+SIGNER, VERIFIER = hmac_keys(b"k" * 32)
+OTHER_SIGNER, OTHER_VERIFIER = hmac_keys(b"x" * 32)
 
 
 class ConstantScorer:
@@ -175,11 +177,11 @@ def test_the_learner_restarts_from_its_checkpoint_without_learning_a_label_twice
 
     crashed = OnlineTraining(LearnerConfig(NAMES))
     crashed.learn(examples[:250])
-    checkpoint = crashed.checkpoint(KEY)
+    checkpoint = crashed.checkpoint(SIGNER)
     crashed.learn(examples[250:320])  # learned, then lost with the process
 
     resumed = OnlineTraining(LearnerConfig(NAMES))
-    resumed.restore(checkpoint, KEY)
+    resumed.restore(checkpoint, VERIFIER)
     # Read on from the checkpoint's offsets, as the service does.
     todo = [e for e in examples if e[1] >= resumed.offsets.get(e[0], 0)]
     result = resumed.learn(todo)
@@ -202,12 +204,12 @@ def test_repeated_examples_are_learned_once() -> None:
 def test_a_tampered_checkpoint_is_refused_before_unpickling() -> None:
     training = OnlineTraining(LearnerConfig(NAMES))
     training.learn(stream(20))
-    blob = bytearray(training.checkpoint(KEY))
+    blob = bytearray(training.checkpoint(SIGNER))
     blob[-1] ^= 1
     with pytest.raises(ValueError, match="signature"):
-        OnlineTraining(LearnerConfig(NAMES)).restore(bytes(blob), KEY)
+        OnlineTraining(LearnerConfig(NAMES)).restore(bytes(blob), VERIFIER)
     with pytest.raises(ValueError, match="signature"):
-        OnlineTraining(LearnerConfig(NAMES)).restore(training.checkpoint(KEY), b"x" * 32)
+        OnlineTraining(LearnerConfig(NAMES)).restore(training.checkpoint(SIGNER), OTHER_VERIFIER)
 
 
 def test_a_published_snapshot_scores_like_the_learner_and_carries_its_offsets() -> None:
@@ -219,6 +221,7 @@ def test_a_published_snapshot_scores_like_the_learner_and_carries_its_offsets() 
         snap.predict_proba_many(X), training.learner.predict_proba_many(X), atol=1e-12
     )
     assert snap.offsets == {"0": 150, "1": 150}
-    signature = snap.sign(KEY)
-    assert LinearSnapshot.from_json(snap.to_json()).verify(KEY, signature)
-    assert not replace(snap, intercept=snap.intercept + 1).verify(KEY, signature)
+    signature = snap.sign(SIGNER)
+    assert LinearSnapshot.from_json(snap.to_json()).verify(VERIFIER, signature)
+    assert not replace(snap, intercept=snap.intercept + 1).verify(VERIFIER, signature)
+    assert not snap.verify(OTHER_VERIFIER, signature)
