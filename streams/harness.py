@@ -95,13 +95,13 @@ class Harness:
 
     def env(self) -> dict[str, str]:
         """The environment of this run's child processes."""
-        self.tmp  # noqa: B018 - created before the paths below are taken
+        tmp = self.tmp
         env = dict(os.environ)
         env.update(topics_env(self.topics))
         env["STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS"] = self.conn.bootstrap_servers
         env["STREAMSCORE_WORKER__APP_ID"] = self.app_id
-        env["STREAMSCORE_WORKER__DATA_DIR"] = str(self._tmp / "worker")
-        env["STREAMSCORE_LEARNER__CHECKPOINT"] = str(self._tmp / "learner" / "checkpoint.bin")
+        env["STREAMSCORE_WORKER__DATA_DIR"] = str(tmp / "worker")
+        env["STREAMSCORE_LEARNER__CHECKPOINT"] = str(tmp / "learner" / "checkpoint.bin")
         env["STREAMSCORE_REGISTRY__URI"] = str(self.registry_dir)
         env["STREAMSCORE_REGISTRY__SIGNING_KEY_FILE"] = str(self.key_file)
         env.setdefault("PYTHONUNBUFFERED", "1")
