@@ -58,31 +58,40 @@ class BacktestResult:
     first_model: str | None
 
 
-def train_first_model(harness: Harness, config: BacktestConfig, first_day: datetime) -> int:
-    """Run `streamscore train` on the earliest labeled weeks, into the run's registry.
+def train_first_model(
+    harness: Harness,
+    file: Path,
+    first_day: datetime,
+    train_days: int,
+    label_delay: str = "7d",
+    log_dir: Path | None = None,
+) -> int:
+    """Run `streamscore train` on the earliest labeled days of ``file``, into the run's registry.
 
-    It publishes the model and makes it champion; the worker loads the champion from
-    the registry when it starts. Returns the command's exit code.
+    It trains on ``[first_day, first_day + train_days)``, publishes the model as
+    ``first-<run id>`` and makes it champion; a worker loads the champion from the
+    registry when it starts. Returns the command's exit code (its output goes to
+    ``log_dir/train.log`` when given).
     """
-    end = first_day + timedelta(days=config.train_days)
+    end = first_day + timedelta(days=train_days)
     cmd = [
         str(Path(sys.executable).with_name("streamscore")),
         "--log-level",
         "WARNING",
         "train",
-        str(config.file),
+        str(file),
         "--from",
         first_day.isoformat(),
         "--to",
         end.isoformat(),
         "--label-delay",
-        config.label_delay,
+        label_delay,
         "--promote",
         "--no-notify",
         "--version",
-        f"first-{harness.run_id}",
+        first_model_version(harness),
     ]
-    log = None if config.log_dir is None else (config.log_dir / "train.log").open("ab")
+    log = None if log_dir is None else (log_dir / "train.log").open("ab")
     try:
         return subprocess.run(
             cmd, env=harness.env(), stdout=log, stderr=log, check=False
@@ -90,6 +99,11 @@ def train_first_model(harness: Harness, config: BacktestConfig, first_day: datet
     finally:
         if log is not None:
             log.close()
+
+
+def first_model_version(harness: Harness) -> str:
+    """The version name :func:`train_first_model` gives the run's first model."""
+    return f"first-{harness.run_id}"
 
 
 def run_backtest(
@@ -109,10 +123,17 @@ def run_backtest(
 
     def before_replay(harness: Harness) -> None:
         if config.train_days > 0:
-            code = train_first_model(harness, config, first_day)
+            code = train_first_model(
+                harness,
+                config.file,
+                first_day,
+                config.train_days,
+                config.label_delay,
+                config.log_dir,
+            )
             if code != 0:
                 raise RuntimeError(f"first training failed (exit {code}); see train.log")
-            first_model[0] = f"first-{harness.run_id}"
+            first_model[0] = first_model_version(harness)
         if config.trainer:
             harness.start_process("trainer", "trainer")
 

@@ -308,6 +308,55 @@ def evaluate(
     print(report.render())
 
 
+@app.command()
+def demo(
+    file: Path = typer.Option(None, help="Replay this transactions file instead of simulating."),
+    days: int = typer.Option(30, help="Event days played (of the simulation or the file)."),
+    customers: int = typer.Option(1500, help="Customers of the simulated world."),
+    terminals: int = typer.Option(3000, help="Terminals of the simulated world."),
+    seed: int = typer.Option(0, help="Seed of the simulated world."),
+    drift: list[str] = typer.Option(
+        None, help="Scripted drift, repeatable (KIND@day=N,...). Default: a new pattern mid-way."
+    ),
+    rate: float = typer.Option(700.0, help="Transactions published per second."),
+    label_delay: str = typer.Option("2d", help="Labels are published this much later."),
+    train_days: int = typer.Option(None, help="Days the first model learns from (default: 1/3)."),
+    bad_every: int = typer.Option(1000, help="One malformed message per N transactions (0: none)."),
+    out: Path = typer.Option(Path("reports"), help="Where demo-<timestamp>/ reports go."),
+    headless: bool = typer.Option(
+        None, help="Status lines instead of the live dashboard. Default: when not a terminal."
+    ),
+) -> None:
+    """Run the whole system with a live dashboard; write a report when it ends or on Ctrl-C.
+
+    Embedded broker (unless configured), topics, a first model, worker, online learner
+    and trainer; a simulated stream with a drift half-way (or FILE replayed). The report
+    (summary.md, charts, logs) goes to OUT/demo-<timestamp>/.
+    """
+    from streams.demo import DemoConfig, run_demo
+    from streams.demo.report import print_summary, write_report
+
+    config = DemoConfig(
+        days=days,
+        file=file,
+        customers=customers,
+        terminals=terminals,
+        seed=seed,
+        drifts=tuple(drift) if drift else None,
+        train_days=train_days,
+        rate=rate,
+        label_delay=label_delay,
+        bad_every=bad_every,
+        out_dir=out,
+        headless=(not console.is_terminal) if headless is None else headless,
+    )
+    run = run_demo(config, StreamsSettings(), console)
+    with console.status("writing the report..."):
+        rows = write_report(run)
+    print_summary(console, run, rows)
+    raise typer.Exit(1 if run.failed else 0)
+
+
 def _warn_if_embedded(settings: StreamsSettings, what: str) -> None:
     if not settings.kafka.bootstrap_servers:
         console.print(
