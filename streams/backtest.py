@@ -18,7 +18,7 @@ import asyncio
 import logging
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,13 +65,15 @@ def train_first_model(
     train_days: int,
     label_delay: str = "7d",
     log_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> int:
     """Run `streamscore train` on the earliest labeled days of ``file``, into the run's registry.
 
     It trains on ``[first_day, first_day + train_days)``, publishes the model as
     ``first-<run id>`` and makes it champion; a worker loads the champion from the
     registry when it starts. Returns the command's exit code (its output goes to
-    ``log_dir/train.log`` when given).
+    ``log_dir/train.log`` when given). ``env`` adds to the run's environment (e.g.
+    training settings for this model only).
     """
     end = first_day + timedelta(days=train_days)
     cmd = [
@@ -94,7 +96,7 @@ def train_first_model(
     log = None if log_dir is None else (log_dir / "train.log").open("ab")
     try:
         return subprocess.run(
-            cmd, env=harness.env(), stdout=log, stderr=log, check=False
+            cmd, env={**harness.env(), **(env or {})}, stdout=log, stderr=log, check=False
         ).returncode
     finally:
         if log is not None:

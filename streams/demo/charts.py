@@ -7,6 +7,7 @@ thin line coloured by kind.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -126,9 +128,9 @@ def quality(ax: Axes, days: pd.DataFrame) -> None:
         ax.plot(when, days["auc"], marker=".", color="tab:blue", label="AUC")
         ax.plot(when, days["ap"], marker=".", color="tab:orange", label="AP")
         ax.plot(when, days["cp_at_k"], marker=".", color="tab:gray", lw=0.8, label="CP@100")
+        ax.legend(loc="lower left", fontsize=8, frameon=False, ncols=3)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("per event day")
-    ax.legend(loc="lower left", fontsize=8, frameon=False, ncols=3)
     ax.set_title("model quality (every label, handbook protocol)", loc="left", fontsize=10)
 
 

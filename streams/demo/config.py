@@ -103,6 +103,16 @@ class DemoConfig:
         """Days the first model is trained on."""
         return default_train_days(self.days) if self.train_days is None else self.train_days
 
+    def first_model_env(self) -> dict[str, str]:
+        """Training settings of the first model: its last quarter is held out.
+
+        Examples
+        --------
+        >>> DemoConfig(days=3).first_model_env()["STREAMSCORE_TRAINER__EVAL_DAYS"]
+        '0.25'
+        """
+        return {"STREAMSCORE_TRAINER__EVAL_DAYS": f"{self.first_model_days / 4:g}"}
+
     def process_env(self) -> dict[str, str]:
         """Environment of the demo's processes (trainer schedule, metric snapshots...)."""
         env = {

@@ -121,7 +121,7 @@ class Feed:
                 waiting_first = False
                 last = self.clock()
                 self.state.started = last
-                self.state.phase = "streaming"
+                self.state.step("streaming", last)
             now = self.clock()
             if not waiting_first:
                 budget = min(budget + (now - last) * self.rate, burst)

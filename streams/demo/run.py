@@ -97,6 +97,7 @@ def run_demo(config: DemoConfig, settings: StreamsSettings, console: Console) ->
         with console.status("building the stream..."):
             stream = build_stream(config)
         run = DemoRun(config, stream, DemoState(stream), report_dir)
+        run.state.step("starting the broker", started)
         try:
             asyncio.run(_main(run, settings, console, log_dir))
         except KeyboardInterrupt:
@@ -105,6 +106,7 @@ def run_demo(config: DemoConfig, settings: StreamsSettings, console: Console) ->
             logger.exception("demo failed")
             run.ended, run.failed = f"failed: {exc}", True
     run.wall_s = time.monotonic() - started
+    run.state.step("stopped", time.monotonic())
     return run
 
 
@@ -132,7 +134,7 @@ async def _main(run: DemoRun, settings: StreamsSettings, console: Console, log_d
                 try:
                     await _pipeline(run, settings, harness, stop)
                 finally:
-                    state.phase = "stopping processes"
+                    state.step("stopping processes", time.monotonic())
                     await asyncio.to_thread(harness.close)
                     for name in state.processes:
                         state.processes[name] = "stopped"
@@ -148,7 +150,7 @@ async def _pipeline(
     state, stream, config = run.state, run.stream, run.config
     harness.create_topics()
     if stream.labeled and config.first_model_days > 0:
-        state.phase = "training the first model"
+        state.step("training the first model", time.monotonic())
         path = harness.tmp / "first-days.parquet"
         stream.write_training_file(path, config.first_model_days)
         delay = f"{settings.worker.label_delay_days:g}d"
@@ -161,13 +163,14 @@ async def _pipeline(
             config.first_model_days,
             delay,
             harness.log_dir,
+            config.first_model_env(),
         )
         if stop.is_set():
             return
         if code != 0:
             raise RuntimeError(f"training the first model failed (exit {code}): see train.log")
         run.first_model = f"first-{harness.run_id}"
-    state.phase = "starting the worker"
+    state.step("starting the worker", time.monotonic())
     procs = {"worker": harness.start_worker()}
     procs["learner"] = harness.start_process("learner", "learner")
     procs["trainer"] = harness.start_process("trainer", "trainer")
@@ -197,7 +200,7 @@ async def _pipeline(
             if feeding.done():
                 if not feeding.result():
                     break
-                state.phase = "draining"
+                state.step("draining", time.monotonic())
                 if await _drained(state, stop, procs):
                     break
             await asyncio.sleep(0.2)
@@ -230,12 +233,13 @@ async def _drained(state: DemoState, stop: asyncio.Event, procs: Mapping[str, ob
 def _display(run: DemoRun, console: Console) -> Iterator[Refresh]:
     source, drifts = run.stream.source, run.stream.drifts
     if run.config.headless:
-        last = [0.0]
+        last_at, last_phase = 0.0, ""
 
         def print_line() -> None:
+            nonlocal last_at, last_phase
             now = time.monotonic()
-            if now - last[0] >= HEADLESS_EVERY_S or run.state.phase.startswith(("done", "stop")):
-                last[0] = now
+            if now - last_at >= HEADLESS_EVERY_S or run.state.phase != last_phase:
+                last_at, last_phase = now, run.state.phase
                 console.print(status_line(run.state.view(now)), highlight=False, soft_wrap=True)
 
         yield print_line

@@ -137,6 +137,8 @@ class DemoState:
     pred_decision: list[str] = field(default_factory=list)
     pred_deep: list[str] = field(default_factory=list)
     last_versions: dict[str, str] = field(default_factory=dict)
+    #: (what, monotonic time): start-up steps, for the summary.
+    milestones: list[tuple[str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.stream.frame)
@@ -151,6 +153,11 @@ class DemoState:
             self.label_s = ns.astype(np.int64) / 1e9
         else:
             self.label_s = np.full(n, np.inf)
+
+    def step(self, phase: str, at: float) -> None:
+        """Enter a new phase of the run at ``at`` (monotonic seconds)."""
+        self.phase = phase
+        self.milestones.append((phase, at))
 
     # -- what the feed did ------------------------------------------------------------
     def on_sent(self, rows: list[int], at: float) -> None:

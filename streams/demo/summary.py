@@ -46,6 +46,18 @@ class Summary:
     deep_versions: list[tuple[str, int]]
     updates: list[tuple[float, str, str, str]]
     online_snapshots: int
+    phases: list[tuple[str, float]]
+
+
+def phase_durations(milestones: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """How long each phase lasted, from the moments the run entered them.
+
+    Examples
+    --------
+    >>> phase_durations([("a", 10.0), ("b", 12.5), ("c", 13.0)])
+    [('a', 2.5), ('b', 0.5)]
+    """
+    return [(a, tb - ta) for (a, ta), (_, tb) in zip(milestones, milestones[1:], strict=False)]
 
 
 def summarize(state: DemoState) -> Summary:
@@ -100,6 +112,7 @@ def summarize(state: DemoState) -> Summary:
             for u in state.updates
         ],
         online_snapshots=state.online_snapshots,
+        phases=phase_durations(state.milestones),
     )
 
 
@@ -153,6 +166,7 @@ def lines(summary: Summary, ended: str, wall_s: float, days: float) -> list[tupl
     published = [u for u in s.updates if u[1] == "publish"]
     rows = [
         ("ended", f"{ended} after {wall_s / 60:.1f} min, {days:.1f} event days"),
+        ("phases", ", ".join(f"{name} {seconds:.0f} s" for name, seconds in s.phases)),
         ("transactions", f"{s.sent:,} sent, {s.predictions:,} scored, {s.missing:,} missing"),
         ("dead letters", f"{s.dead_letters:,} of {s.bad_sent:,} malformed sent: {reasons}"),
         (
