@@ -176,6 +176,7 @@ class StreamWorker:
                 reference_rows=settings.drift.reference_rows,
                 actions=tuple(settings.drift.actions),
                 retrain_cooldown_s=settings.drift.retrain_cooldown_s,
+                cusum_h=settings.drift.cusum_h,
             ),
         )
         self.drift_topic = topics.drift_events.name

@@ -1,11 +1,13 @@
 """Label-free drift detection in the worker: scores and features against a reference.
 
-The reference is what this worker scored first (``reference_rows`` rows after it
-starts, or after the deep model changes): a deployed model is judged against the
-traffic it started on. From then on :class:`models.drift.DriftMonitor` watches the
-blended score and every feature except the calendar flags (they swing every night and
-weekend by design), with a cheap CUSUM per event and a KS test per window. The error
-stream of matured labels is watched by the online learner (ADWIN).
+The reference is the previous period of event time (one day by default, a seeded
+sample of at most ``reference_rows`` rows): each day's traffic is compared with the
+day before, so an abrupt change fires within the day it happens, while slow trends
+(windows filling up after a start, seasons) move the reference along with them.
+:class:`models.drift.DriftMonitor` watches the blended score and every feature except
+the calendar flags (they swing every night and weekend by design), with a cheap CUSUM
+per event and a KS test per window. The error stream of matured labels is watched by
+the online learner (ADWIN).
 
 Each firing becomes a :class:`~streams.events.DriftEvent` and the configured actions:
 ``alert`` (the event and a metric), ``shift_blend`` (weight moves toward the online
@@ -32,6 +34,8 @@ class DriftSettingsView:
     """Plain configuration of the worker's drift stage."""
 
     reference_rows: int = 5000
+    period_s: float = 86_400.0
+    cusum_h: float = 30.0
     actions: tuple[str, ...] = ("alert", "shift_blend", "request_retrain")
     retrain_cooldown_s: float = 600.0
 
@@ -55,13 +59,10 @@ class DriftStage:
         self.monitored = [n for n in feature_names if n not in CALENDAR_FEATURES]
         self._rows: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
-        self._collected = 0
+        self._period: int | None = None
         self.monitor: DriftMonitor | None = None
         self._last_retrain = float("-inf")
-
-    def reset(self) -> None:
-        """Start a new reference (e.g. a new deep model serves)."""
-        self._rows, self._scores, self._collected, self.monitor = [], [], 0, None
+        self._rng = np.random.default_rng(0)
 
     def observe(
         self,
@@ -72,19 +73,16 @@ class DriftStage:
     ) -> DriftOutcome:
         """Feed one scored batch; return the firings and actions."""
         outcome = DriftOutcome()
-        if self.monitor is None:  # still collecting the reference
-            self._rows.append(np.asarray(features, dtype=np.float64))
-            self._scores.append(np.asarray(scores, dtype=np.float64))
-            self._collected += len(scores)
-            if self._collected >= self.config.reference_rows:
-                self.monitor = DriftMonitor(
-                    self.feature_names,
-                    np.concatenate(self._rows),
-                    np.concatenate(self._scores),
-                    monitored=self.monitored,
-                    config=DriftConfig(),
-                )
-                self._rows, self._scores = [], []
+        period = int(event_time.timestamp() // self.config.period_s)
+        if self._period is None:
+            self._period = period
+        elif period > self._period:
+            self._roll(period)
+        features = np.asarray(features, dtype=np.float64)
+        scores = np.asarray(scores, dtype=np.float64)
+        self._rows.append(features)
+        self._scores.append(scores)
+        if self.monitor is None:
             return outcome
         firings = self.monitor.update(scores=scores, features=features)
         if not firings:
@@ -105,6 +103,27 @@ class DriftStage:
         now = datetime.now(UTC)
         outcome.events = [self._event(f, event_time, now, versions, taken) for f in firings]
         return outcome
+
+    def _roll(self, period: int) -> None:
+        """A new period starts: the one that ended becomes the reference."""
+        rows, scores = np.concatenate(self._rows), np.concatenate(self._scores)
+        if len(scores) > self.config.reference_rows:
+            keep = self._rng.choice(len(scores), self.config.reference_rows, replace=False)
+            rows, scores = rows[keep], scores[keep]
+        self.monitor = (
+            DriftMonitor(
+                self.feature_names,
+                rows,
+                scores,
+                monitored=self.monitored,
+                config=DriftConfig(
+                    reference_size=self.config.reference_rows, cusum_h=self.config.cusum_h
+                ),
+            )
+            if len(scores) >= 100
+            else None
+        )
+        self._rows, self._scores, self._period = [], [], period
 
     def _event(
         self,

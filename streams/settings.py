@@ -269,6 +269,9 @@ class DriftSettings(Section):
     online model, and/or ask the trainer for a new deep model."""
     retrain_cooldown_s: float = Field(default=600.0, ge=0)
     """At most one retrain request per this many seconds from one worker."""
+    cusum_h: float = Field(default=30.0, gt=0)
+    """CUSUM threshold (block-mean standard deviations): higher, fewer false alarms and
+    later detection (measured in docs/benchmarks.md)."""
 
 
 class StreamsSettings(BaseSettings):
