@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # torch 2.13.0 CPU build; a range it satisfies (see pyproject) keeps it.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= cpu,train,dev
+EXTRAS ?= cpu,train,dev,demo
 
 .PHONY: install lint typecheck unit test demo bench clean docs
 

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,28 +58,16 @@ class BacktestResult:
     first_model: str | None
 
 
-def train_first_model(
+def first_model_args(
     harness: Harness,
     file: Path,
     first_day: datetime,
     train_days: int,
     label_delay: str = "7d",
-    log_dir: Path | None = None,
-    env: Mapping[str, str] | None = None,
-) -> int:
-    """Run `streamscore train` on the earliest labeled days of ``file``, into the run's registry.
-
-    It trains on ``[first_day, first_day + train_days)``, publishes the model as
-    ``first-<run id>`` and makes it champion; a worker loads the champion from the
-    registry when it starts. Returns the command's exit code (its output goes to
-    ``log_dir/train.log`` when given). ``env`` adds to the run's environment (e.g.
-    training settings for this model only).
-    """
+) -> list[str]:
+    """The `streamscore` arguments of :func:`train_first_model` (``train ...``)."""
     end = first_day + timedelta(days=train_days)
-    cmd = [
-        str(Path(sys.executable).with_name("streamscore")),
-        "--log-level",
-        "WARNING",
+    return [
         "train",
         str(file),
         "--from",
@@ -93,10 +81,30 @@ def train_first_model(
         "--version",
         first_model_version(harness),
     ]
+
+
+def train_first_model(
+    harness: Harness,
+    file: Path,
+    first_day: datetime,
+    train_days: int,
+    label_delay: str = "7d",
+    log_dir: Path | None = None,
+) -> int:
+    """Run `streamscore train` on the earliest labeled days of ``file``, into the run's registry.
+
+    It trains on ``[first_day, first_day + train_days)``, publishes the model as
+    ``first-<run id>`` and makes it champion; a worker loads the champion from the
+    registry when it starts. Returns the command's exit code (its output goes to
+    ``log_dir/train.log`` when given).
+    """
+    exe = str(Path(sys.executable).with_name("streamscore"))
+    args = first_model_args(harness, file, first_day, train_days, label_delay)
+    cmd = [exe, "--log-level", "WARNING", *args]
     log = None if log_dir is None else (log_dir / "train.log").open("ab")
     try:
         return subprocess.run(
-            cmd, env={**harness.env(), **(env or {})}, stdout=log, stderr=log, check=False
+            cmd, env=harness.env(), stdout=log, stderr=log, check=False
         ).returncode
     finally:
         if log is not None:

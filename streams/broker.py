@@ -165,6 +165,9 @@ class EmbeddedBroker:
                 stderr=out,
                 preexec_fn=bind_to_parent if sys.platform == "linux" else None,
                 close_fds=True,
+                # Its own process group: Ctrl-C reaches the program that started it,
+                # which stops its clients first and the broker last.
+                process_group=0,
             )
         deadline = time.monotonic() + self.config.startup_timeout_s
         while time.monotonic() < deadline:

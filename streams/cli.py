@@ -333,8 +333,17 @@ def demo(
     and trainer; a simulated stream with a drift half-way (or FILE replayed). The report
     (summary.md, charts, logs) goes to OUT/demo-<timestamp>/.
     """
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        console.print(
+            "[red]the demo's report needs the `demo` extra: pip install -e '.[demo]' "
+            "(`make demo` installs it)[/red]"
+        )
+        raise typer.Exit(2)
     from streams.demo import DemoConfig, run_demo
     from streams.demo.report import print_summary, write_report
+    from streams.demo.summary import summary_line
 
     config = DemoConfig(
         days=days,
@@ -350,10 +359,15 @@ def demo(
         out_dir=out,
         headless=(not console.is_terminal) if headless is None else headless,
     )
-    run = run_demo(config, StreamsSettings(), console)
+    try:
+        run = run_demo(config, StreamsSettings(), console)
+    except KeyboardInterrupt:  # before anything started: nothing to stop or report
+        console.print("demo: interrupted before the stream was built")
+        raise typer.Exit(130) from None
     with console.status("writing the report..."):
-        rows = write_report(run)
+        summary, rows = write_report(run)
     print_summary(console, run, rows)
+    print(summary_line(summary, str(run.report_dir)), flush=True)
     raise typer.Exit(1 if run.failed else 0)
 
 

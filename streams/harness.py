@@ -127,8 +127,13 @@ class Harness:
         self.workers.append(proc)
         return proc
 
-    def start_process(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start another `streamscore` process of this run (learner, trainer...)."""
+    def start_process(
+        self, name: str, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start another `streamscore` process of this run (learner, trainer...).
+
+        ``env`` adds to the run's environment, for this process only.
+        """
         exe = Path(sys.executable).with_name("streamscore")
         out: IO[bytes] | int = subprocess.DEVNULL
         if self.log_dir is not None:
@@ -137,7 +142,10 @@ class Harness:
             self._logs.append(log)
             out = log
         proc = spawn(
-            [str(exe), "--log-level", "WARNING", *args], env=self.env(), stdout=out, stderr=out
+            [str(exe), "--log-level", "WARNING", *args],
+            env={**self.env(), **(env or {})},
+            stdout=out,
+            stderr=out,
         )
         self.others.append(proc)
         return proc

@@ -29,7 +29,12 @@ def spawn(
     stderr: IO[Any] | int | None = subprocess.DEVNULL,
     cwd: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` as a child bound to this process (Linux: dies with it)."""
+    """Start ``cmd`` as a child bound to this process (Linux: dies with it).
+
+    The child gets a process group of its own: Ctrl-C in a terminal reaches the
+    parent only, which then stops its children in order (workers before the broker
+    they talk to) instead of all of them dying at once.
+    """
     return subprocess.Popen(
         list(cmd),
         env=None if env is None else dict(env),
@@ -39,6 +44,7 @@ def spawn(
         cwd=cwd,
         preexec_fn=bind_to_parent if sys.platform == "linux" else None,
         close_fds=True,
+        process_group=0,
     )
 
 

@@ -1,8 +1,8 @@
 """The report's charts over event time (matplotlib, Agg backend: no screen needed).
 
-Every panel shares the same marks: the first model's training days shaded, each
-scripted drift's start as a dashed line, every drift event the system detected as a
-thin line coloured by kind.
+Every panel shares the same marks: the first model's training days shaded and each
+scripted drift's start as a dashed line. The drift panel shows every drift event the
+system published, one row per kind.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from streams.demo.state import DemoState  # noqa: E402
 
 DRIFT_COLORS = {"error": "tab:red", "score": "tab:purple", "feature": "tab:cyan"}
 DECISION_COLORS = {"review": "tab:orange", "decline": "tab:red"}
+#: Model updates marked on the models panel (retrain requests are too many to show).
+SWAPS = ("promote", "reject", "rollback")
 
 
 @dataclass
@@ -72,18 +74,15 @@ def _day_label(x: float, _pos: object = None) -> str:
 
 @dataclass
 class Marks:
-    """What every panel marks: training days, scripted drifts, detected drifts."""
+    """What every panel marks: the first model's training days, scripted drifts."""
 
     train: tuple[float, float] | None
     scripted: list[tuple[float, str]]
-    detected: list[tuple[float, str]]
 
     def draw(self, ax: Axes) -> None:
         """Shade and line ``ax``."""
         if self.train is not None:
             ax.axvspan(*self.train, color="0.9", zorder=0)
-        for when, kind in self.detected:
-            ax.axvline(when, color=DRIFT_COLORS.get(kind, "0.5"), lw=0.6, alpha=0.5, zorder=1)
         for when, _ in self.scripted:
             ax.axvline(when, color="black", ls="--", lw=1.2, zorder=2)
 
@@ -96,7 +95,6 @@ def marks(state: DemoState, train_days: int | None) -> Marks:
     return Marks(
         train=train,
         scripted=[(float(_x(s)), text) for s, text in stream.drift_days()],
-        detected=[(float(_x(d.event_s)), d.kind) for d in state.drifts],
     )
 
 
@@ -169,7 +167,7 @@ def models(ax: Axes, state: DemoState) -> None:
     when = _x(share.index.to_numpy() * 21_600 + 10_800)
     ax.stackplot(when, *[share[v] for v in order], labels=order, alpha=0.8)
     for update in state.updates:
-        if update.model_name != "online" and not np.isnan(update.event_s):
+        if update.action in SWAPS and not np.isnan(update.event_s):
             ax.annotate(
                 update.action,
                 (float(_x(update.event_s)), 1.0),
@@ -186,6 +184,24 @@ def models(ax: Axes, state: DemoState) -> None:
     ax.set_title("deep model in service", loc="left", fontsize=10, pad=28)
 
 
+def drift(ax: Axes, state: DemoState) -> None:
+    """Every drift event published, one row per kind, at its event time."""
+    kinds = list(DRIFT_COLORS)
+    for row, kind in enumerate(kinds):
+        when = [float(_x(d.event_s)) for d in state.drifts if d.kind == kind]
+        if when:
+            ax.eventplot(
+                when, lineoffsets=row, linelengths=0.7, linewidths=0.8, colors=DRIFT_COLORS[kind]
+            )
+    ax.set_yticks(range(len(kinds)), [f"{k} ({_count(state, k)})" for k in kinds], fontsize=8)
+    ax.set_ylim(-0.6, len(kinds) - 0.4)
+    ax.set_title("drift events (detectors' firings)", loc="left", fontsize=10)
+
+
+def _count(state: DemoState, kind: str) -> int:
+    return sum(1 for d in state.drifts if d.kind == kind)
+
+
 Panel = Callable[[Axes], None]
 
 
@@ -198,6 +214,7 @@ def panels(state: DemoState, days: pd.DataFrame) -> dict[str, Panel]:
         "quality": lambda ax: quality(ax, days),
         "decisions": lambda ax: decisions(ax, state),
         "models": lambda ax: models(ax, state),
+        "drift": lambda ax: drift(ax, state),
     }
 
 
@@ -222,15 +239,21 @@ def write_charts(
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
+    heights = [1.3 if name == "drift" else 2.4 for name in drawn]
     fig, axes = plt.subplots(
-        len(drawn), 1, figsize=(9, 2.4 * len(drawn)), dpi=90, sharex=True, layout="constrained"
+        len(drawn),
+        1,
+        figsize=(9, sum(heights)),
+        dpi=90,
+        sharex=True,
+        layout="constrained",
+        height_ratios=heights,
     )
     for ax, draw in zip(axes, drawn.values(), strict=True):
         draw(ax)
         _finish(ax, mark)
     fig.suptitle(
-        "event time · grey: first model's training days · dashed: scripted drift · "
-        "thin: drift detected (red error, purple score, cyan feature)",
+        "event time · grey: the first model's training days · dashed: scripted drift",
         fontsize=8,
     )
     path = out / "overview.png"

@@ -11,7 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from streams.demo.state import View
+from streams.demo.state import UpdateRecord, View
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 _DECISION_STYLE = {"approve": "green", "review": "yellow", "decline": "red"}
@@ -58,7 +58,10 @@ def _clock(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
-def _kv(table: Table, key: str, value: RenderableType, note: RenderableType = "") -> None:
+def _kv(table: Table, key: str, value: RenderableType, note: str | Text = "") -> None:
+    if isinstance(note, str):
+        note = Text(note)
+    note.no_wrap, note.overflow = True, "ellipsis"
     table.add_row(Text(key, style="dim"), value, note)
 
 
@@ -70,10 +73,12 @@ def _grid(*ratios: int) -> Table:
 
 
 def _pairs() -> Table:
+    # Only the notes column may shrink (rich narrows wrappable columns first); its
+    # texts are cut with an ellipsis rather than wrapped.
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(justify="right", no_wrap=True)
-    table.add_column(no_wrap=True)
+    table.add_column()
     return table
 
 
@@ -97,7 +102,9 @@ def header(view: View, source: str, drifts: tuple[str, ...]) -> Panel:
 def throughput(view: View) -> Panel:
     """Events per second and how far the pipeline is behind."""
     table = _pairs()
-    _kv(table, "scored/s", Text(f"{view.rate:,.0f}", style="bold"), sparkline(view.rate_history))
+    _kv(
+        table, "scored/s", Text(f"{view.rate:,.0f}", style="bold"), sparkline(view.rate_history, 24)
+    )
     _kv(table, "sent", f"{view.sent:,}", f"of {view.total:,} transactions")
     _kv(table, "scored", f"{view.predictions:,}", f"in flight {view.outstanding:,}")
     lag = "–" if view.lag is None else f"{view.lag:,.0f} msgs"
@@ -111,8 +118,8 @@ def latency(view: View) -> Panel:
     _kv(table, "p50", Text(_ms(view.latency_p50_ms), style="bold"))
     _kv(table, "p99", Text(_ms(view.latency_p99_ms), style="bold"))
     _kv(table, "max", _ms(view.latency_max_ms))
-    table.add_row(Text("sent → scored, last 10 s", style="dim"), "", "")
-    return Panel(table, title="latency", border_style="cyan")
+    caption = Text("sent → scored, last 10 s", style="dim", no_wrap=True, overflow="ellipsis")
+    return Panel(Group(table, caption), title="latency", border_style="cyan")
 
 
 def decisions(view: View) -> Panel:
@@ -136,6 +143,28 @@ def quality(view: View) -> Panel:
     return Panel(table, title="quality (matured labels)", border_style="green")
 
 
+def collapse(updates: list[UpdateRecord]) -> list[tuple[UpdateRecord, int]]:
+    """Runs of the same update (action, model, version, reason) as (first, how many).
+
+    Examples
+    --------
+    >>> a = UpdateRecord(0.0, 0.0, "retrain_request", "deep", None, "error drift")
+    >>> b = UpdateRecord(1.0, 9.0, "promote", "deep", "v2", None)
+    >>> [(u.action, n) for u, n in collapse([a, a, a, b, a])]
+    [('retrain_request', 3), ('promote', 1), ('retrain_request', 1)]
+    """
+    out: list[tuple[UpdateRecord, int]] = []
+    for update in updates:
+        key = (update.action, update.model_name, update.version, update.reason)
+        if out:
+            last, n = out[-1]
+            if (last.action, last.model_name, last.version, last.reason) == key:
+                out[-1] = (last, n + 1)
+                continue
+        out.append((update, 1))
+    return out
+
+
 def models(view: View, width: int = 6) -> Panel:
     """Models in service and the latest model updates."""
     table = _pairs()
@@ -143,11 +172,13 @@ def models(view: View, width: int = 6) -> Panel:
     if view.challenger:
         _kv(table, "", Text(view.challenger, style="yellow"), "challenger (shadow)")
     _kv(table, "online", view.online or "none", f"{view.online_snapshots:,} snapshots")
-    for update in view.updates[-width:]:
+    for update, repeats in collapse(view.updates)[-width:]:
         day = "" if math.isnan(update.event_s) else _day_label(update.event_s)
         action = Text(update.action, style=_ACTION_STYLE.get(update.action, ""))
         what = f"{update.version or ''} {f'({update.reason})' if update.reason else ''}".strip()
-        table.add_row(Text(day, style="dim"), action, Text(what, overflow="ellipsis"))
+        if repeats > 1:
+            what += f" ×{repeats}"
+        table.add_row(Text(day, style="dim"), action, Text(what, overflow="ellipsis", no_wrap=True))
     return Panel(table, title="models", border_style="green")
 
 
@@ -163,7 +194,7 @@ def drift(view: View, width: int = 5) -> Panel:
         table.add_row(
             Text(_day_label(event.event_s), style="dim"),
             Text(event.kind, style=_DRIFT_STYLE.get(event.kind, "")),
-            Text(f"{what}{' → ' + acts if acts else ''}", overflow="ellipsis"),
+            Text(f"{what}{' → ' + acts if acts else ''}", overflow="ellipsis", no_wrap=True),
         )
     return Panel(Group(counts, table), title="drift events", border_style="magenta")
 

@@ -20,15 +20,16 @@ from streams.demo.charts import write_charts
 from streams.demo.dashboard import render
 from streams.demo.run import DemoRun
 from streams.demo.screenshot import save_png
-from streams.demo.summary import daily, lines, markdown, summarize
+from streams.demo.summary import Summary, daily, lines, markdown, summarize
 
 
-def write_report(run: DemoRun) -> list[tuple[str, str]]:
-    """Write the report directory of ``run``; return the summary rows."""
+def write_report(run: DemoRun) -> tuple[Summary, list[tuple[str, str]]]:
+    """Write the report directory of ``run``; return its summary and the summary rows."""
     out = run.report_dir
     out.mkdir(parents=True, exist_ok=True)
     state = run.state
-    rows = lines(summarize(state), run.ended, run.wall_s, state.view(time.monotonic()).stream_day)
+    summary = summarize(state)
+    rows = lines(summary, run.ended, run.wall_s, state.view(time.monotonic()).stream_day)
     view = state.view(state.pred_at[-1] if state.pred_at else time.monotonic())
     save_png(render(view, run.stream.source, run.stream.drifts), out / "dashboard.png")
     train_days = run.config.first_model_days if run.first_model else None
@@ -44,7 +45,7 @@ def write_report(run: DemoRun) -> list[tuple[str, str]]:
     images = ["dashboard.png", "overview.png"] + [p.name for p in charts[:-1]]
     title = f"streamscore demo, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     (out / "summary.md").write_text(markdown(title, context, rows, images), encoding="utf-8")
-    return rows
+    return summary, rows
 
 
 def print_summary(console: Console, run: DemoRun, rows: list[tuple[str, str]]) -> None:

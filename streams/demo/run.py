@@ -3,7 +3,7 @@
 The pieces are the system's own: the broker from :func:`streams.runtime.kafka_connection`
 (embedded unless one is configured), a :class:`streams.harness.Harness` for the run's
 topics, registry, signing key and processes, ``streamscore train`` for the first model
-(:func:`streams.backtest.train_first_model`), then ``streamscore worker``, ``learner``
+(:func:`streams.backtest.first_model_args`), then ``streamscore worker``, ``learner``
 and ``trainer`` as child processes. The demo itself only publishes the stream and reads
 the outputs.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from streams.backtest import train_first_model
+from streams.backtest import first_model_args, first_model_version
 from streams.demo.config import DemoConfig
 from streams.demo.dashboard import render, status_line
 from streams.demo.feed import Feed
@@ -97,7 +97,8 @@ def run_demo(config: DemoConfig, settings: StreamsSettings, console: Console) ->
         with console.status("building the stream..."):
             stream = build_stream(config)
         run = DemoRun(config, stream, DemoState(stream), report_dir)
-        run.state.step("starting the broker", started)
+        run.state.step("building the stream", started)
+        run.state.step("starting the broker", time.monotonic())
         try:
             asyncio.run(_main(run, settings, console, log_dir))
         except KeyboardInterrupt:
@@ -115,7 +116,8 @@ async def _main(run: DemoRun, settings: StreamsSettings, console: Console, log_d
     loop = asyncio.get_running_loop()
 
     def interrupt() -> None:
-        run.ended, run.state.phase = "interrupted", "stopping"
+        run.ended = "interrupted"
+        run.state.step("interrupted", time.monotonic())
         stop.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)  # a second Ctrl-C interrupts the shutdown
@@ -154,22 +156,19 @@ async def _pipeline(
         path = harness.tmp / "first-days.parquet"
         stream.write_training_file(path, config.first_model_days)
         delay = f"{settings.worker.label_delay_days:g}d"
-        assert harness.log_dir is not None
-        code = await asyncio.to_thread(
-            train_first_model,
-            harness,
-            path,
-            stream.first_day,
-            config.first_model_days,
-            delay,
-            harness.log_dir,
-            config.first_model_env(),
-        )
+        args = first_model_args(harness, path, stream.first_day, config.first_model_days, delay)
+        state.processes["train"] = "running"
+        train = harness.start_process("train", *args, env=config.first_model_env())
+        while train.poll() is None and not stop.is_set():
+            await asyncio.sleep(0.2)
         if stop.is_set():
-            return
-        if code != 0:
-            raise RuntimeError(f"training the first model failed (exit {code}): see train.log")
-        run.first_model = f"first-{harness.run_id}"
+            return  # harness.close() stops it
+        state.processes.pop("train")
+        if train.returncode != 0:
+            raise RuntimeError(
+                f"training the first model failed (exit {train.returncode}): see train.log"
+            )
+        run.first_model = first_model_version(harness)
     state.step("starting the worker", time.monotonic())
     procs = {"worker": harness.start_worker()}
     procs["learner"] = harness.start_process("learner", "learner")
@@ -238,7 +237,9 @@ def _display(run: DemoRun, console: Console) -> Iterator[Refresh]:
         def print_line() -> None:
             nonlocal last_at, last_phase
             now = time.monotonic()
-            if now - last_at >= HEADLESS_EVERY_S or run.state.phase != last_phase:
+            # Start-up phases change nothing but the phase: say so less often.
+            every = HEADLESS_EVERY_S if run.state.sent else 3 * HEADLESS_EVERY_S
+            if now - last_at >= every or run.state.phase != last_phase:
                 last_at, last_phase = now, run.state.phase
                 console.print(status_line(run.state.view(now)), highlight=False, soft_wrap=True)
 

@@ -171,7 +171,12 @@ def lines(summary: Summary, ended: str, wall_s: float, days: float) -> list[tupl
         ("dead letters", f"{s.dead_letters:,} of {s.bad_sent:,} malformed sent: {reasons}"),
         (
             "throughput",
-            f"{s.rate_mean:,.0f} tx/s mean over {s.streaming_s:.0f} s, peak {s.rate_peak:,.0f}/s",
+            (
+                f"{s.rate_mean:,.0f} tx/s mean over {s.streaming_s:.0f} s, "
+                f"peak {s.rate_peak:,.0f}/s"
+            )
+            if s.streaming_s > 0
+            else "–",
         ),
         (
             "latency (sent → scored)",
@@ -201,6 +206,22 @@ def lines(summary: Summary, ended: str, wall_s: float, days: float) -> list[tupl
         ),
     ]
     return rows
+
+
+def summary_line(summary: Summary, report: str) -> str:
+    """The run's last line, one ``key=value`` per figure, for people and scripts.
+
+    ``events`` counts every message published to the transactions topic (malformed
+    ones included), ``auc``/``ap`` are over the labels the system was sent, and
+    ``models`` counts the deep model versions that served predictions.
+    """
+    s = summary
+    deep = [v for v, _ in s.deep_versions if v != "none"]
+    return (
+        f"demo: events={s.sent + s.bad_sent} predictions={s.predictions} "
+        f"dead_letters={s.dead_letters} auc={_f(s.auc_matured)} ap={_f(s.ap_matured)} "
+        f"models={len(deep)} drift_events={sum(s.drift_counts.values())} report={report}"
+    )
 
 
 def markdown(title: str, context: list[str], rows: list[tuple[str, str]], images: list[str]) -> str:
