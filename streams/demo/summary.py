@@ -171,10 +171,7 @@ def lines(summary: Summary, ended: str, wall_s: float, days: float) -> list[tupl
         ("dead letters", f"{s.dead_letters:,} of {s.bad_sent:,} malformed sent: {reasons}"),
         (
             "throughput",
-            (
-                f"{s.rate_mean:,.0f} tx/s mean over {s.streaming_s:.0f} s, "
-                f"peak {s.rate_peak:,.0f}/s"
-            )
+            (f"{s.rate_mean:,.0f} tx/s mean over {s.streaming_s:.0f} s, peak {s.rate_peak:,.0f}/s")
             if s.streaming_s > 0
             else "–",
         ),
