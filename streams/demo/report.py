@@ -2,7 +2,7 @@
 
 ``reports/demo-<timestamp>/`` holds ``summary.md``, one PNG chart per panel
 (throughput, latency, quality, decisions, models) and ``overview.png`` with all of
-them over event time, ``dashboard.png`` (the final dashboard as a picture) and the
+them over event time, ``dashboard.png`` (the dashboard when the run ended) and the
 processes' logs under ``logs/``.
 """
 
@@ -30,7 +30,7 @@ def write_report(run: DemoRun) -> tuple[Summary, list[tuple[str, str]]]:
     state = run.state
     summary = summarize(state)
     rows = lines(summary, run.ended, run.wall_s, state.view(time.monotonic()).stream_day)
-    view = state.view(state.pred_at[-1] if state.pred_at else time.monotonic())
+    view = run.last_view or state.view(time.monotonic())
     save_png(render(view, run.stream.source, run.stream.drifts), out / "dashboard.png")
     train_days = run.config.first_model_days if run.first_model else None
     charts = write_charts(out, state, daily(state), train_days)

@@ -28,7 +28,7 @@ from streams.demo.config import DemoConfig
 from streams.demo.dashboard import render, status_line
 from streams.demo.feed import Feed
 from streams.demo.reader import read_outputs
-from streams.demo.state import DemoState
+from streams.demo.state import DemoState, View
 from streams.demo.stream import DemoStream, build_stream
 from streams.harness import Harness
 from streams.runtime import kafka_connection
@@ -58,6 +58,8 @@ class DemoRun:
     wall_s: float = 0.0
     first_model: str | None = None
     failed: bool = False
+    #: The dashboard's figures when the run ended, before its processes were stopped.
+    last_view: View | None = None
 
 
 def report_dir_for(out_dir: Path, now: datetime | None = None) -> Path:
@@ -136,6 +138,7 @@ async def _main(run: DemoRun, settings: StreamsSettings, console: Console, log_d
                 try:
                     await _pipeline(run, settings, harness, stop)
                 finally:
+                    run.last_view = state.view(time.monotonic())
                     state.step("stopping processes", time.monotonic())
                     await asyncio.to_thread(harness.close)
                     for name in state.processes:
