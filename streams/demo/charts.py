@@ -126,8 +126,9 @@ def quality(ax: Axes, days: pd.DataFrame) -> None:
         ax.plot(when, days["auc"], marker=".", color="tab:blue", label="AUC")
         ax.plot(when, days["ap"], marker=".", color="tab:orange", label="AP")
         ax.plot(when, days["cp_at_k"], marker=".", color="tab:gray", lw=0.8, label="CP@100")
-        ax.legend(loc="lower left", fontsize=8, frameon=False, ncols=3)
-    ax.set_ylim(0, 1.02)
+        ax.legend(loc="upper right", fontsize=8, frameon=False, ncols=3)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("per event day")
     ax.set_title("model quality (every label, handbook protocol)", loc="left", fontsize=10)
 

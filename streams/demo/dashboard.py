@@ -216,7 +216,7 @@ def footer(view: View) -> Text:
     for name, status in view.processes.items():
         style = "green" if status == "running" else "red"
         text.append("● ", style=style).append(f"{name} {status}   ", style="dim")
-    text.append("  Ctrl-C stops and writes the report", style="bold dim")
+    text.append("Ctrl-C: stop and report", style="bold dim")
     return text
 
 
