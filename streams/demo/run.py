@@ -14,7 +14,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -203,7 +203,7 @@ async def _pipeline(
                 if not feeding.result():
                     break
                 state.step("draining", time.monotonic())
-                if await _drained(state, stop, procs):
+                if await _drained(state, stop):
                     break
             await asyncio.sleep(0.2)
     finally:
@@ -213,7 +213,7 @@ async def _pipeline(
         await reader
 
 
-async def _drained(state: DemoState, stop: asyncio.Event, procs: Mapping[str, object]) -> bool:
+async def _drained(state: DemoState, stop: asyncio.Event) -> bool:
     """Wait until every message sent has an outcome (or outputs stop coming)."""
     last_count, last_change = -1, time.monotonic()
     while not stop.is_set():
