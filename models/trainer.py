@@ -32,7 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.export import OPSET, check_parity, export_onnx
-from models.nets import EpochCallback, train_ffnn
+from models.nets import EpochCallback, heavy_tailed, train_ffnn
 from models.promotion import PromotionRule, Verdict, judge
 from models.protocols import Scorer
 from models.scoreboard import average_precision, card_precision_at_k, roc_auc
@@ -63,6 +63,8 @@ class TrainerConfig:
     patience: int = 3
     seed: int = 0
     threads: int = 1
+    positive_weight: float = 1.0
+    log_inputs: bool = True
     eval_days: float = 7.0
     min_examples: int = 1000
     golden_rows: int = 32
@@ -80,6 +82,8 @@ class TrainerConfig:
             patience=trainer.patience,
             seed=trainer.seed,
             threads=trainer.threads,
+            positive_weight=trainer.positive_weight,
+            log_inputs=trainer.log_inputs,
             eval_days=trainer.eval_days,
             min_examples=trainer.min_examples,
             publish_rule=trainer.publish_rule,
@@ -245,6 +249,8 @@ def train_candidate(
         seed=config.seed,
         num_threads=config.threads,
         on_epoch=on_epoch,
+        class_weight=config.positive_weight,
+        log_columns=heavy_tailed(data.feature_names) if config.log_inputs else (),
     )
     timings["train"] = time.perf_counter() - clock
 
