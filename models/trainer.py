@@ -212,10 +212,15 @@ def train_candidate(
     model_name: str,
     version: str | None = None,
     champion: Scorer | None = None,
+    champion_trained_until: datetime | None = None,
     on_epoch: EpochCallback | None = None,
     on_phase: PhaseCallback | None = None,
 ) -> TrainingRun:
     """Train, export, check and judge a candidate on ``data`` (see the module docstring).
+
+    ``champion_trained_until`` is the end of the champion's training window: held-out
+    labels before it are left out of the comparison, because the champion learned
+    them (judged on its own training data, any champion looks better than it is).
 
     Raises
     ------
@@ -267,14 +272,20 @@ def train_candidate(
     metrics = _metrics(test, candidate_scores)
     metrics["parity_max_abs_diff"] = parity
     verdict: Verdict | None = None
-    if champion is not None:
-        champion_scores = champion.score_batch(test.X).astype(np.float64)
-        metrics.update(_metrics(test, champion_scores, prefix="champion_"))
-        verdict = judge(config.rule, test.y, champion_scores, candidate_scores)
+    unseen = np.ones(len(test), dtype=bool)
+    if champion_trained_until is not None:
+        unseen = test.event_time >= champion_trained_until.timestamp()
+    if champion is not None and unseen.any():
+        fair = test.take(unseen)
+        champion_scores = champion.score_batch(fair.X).astype(np.float64)
+        metrics.update(_metrics(fair, champion_scores, prefix="champion_"))
+        verdict = judge(config.rule, fair.y, champion_scores, candidate_scores[unseen])
     timings["evaluate"] = time.perf_counter() - clock
 
     if config.publish_rule == "always":
         publish, why = True, "publish rule: always"
+    elif verdict is None and champion is not None:
+        publish, why = True, "the champion learned every held-out label; shadow decides"
     elif verdict is None:
         publish, why = True, "no champion to compare with"
     elif verdict.decision == "reject":
