@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -97,7 +97,7 @@ class InProcessWorker:
         self.partitioner = KeyPartitioner()
         self.offsets: Counter[tuple[str, int]] = Counter()
         self.held: list[tuple[Record, EnrichedTransaction]] = []
-        self.seconds: Counter[str] = Counter()
+        self.seconds: dict[str, float] = defaultdict(float)
         self.events: Counter[str] = Counter()
         self.outputs = 0
         #: Feature matrices and predictions produced (kept only when asked, to time
@@ -177,7 +177,8 @@ class InProcessWorker:
     def release(self) -> list[Output]:
         """Featurize, score and remember the held transactions that are ready."""
         clock = self.clock
-        ready, waiting = [], []
+        ready: list[tuple[Record, EnrichedTransaction]] = []
+        waiting: list[tuple[Record, EnrichedTransaction]] = []
         for item in self.held:
             (ready if self.terminals.ready(item[0].partition, item[1]) else waiting).append(item)
         self.held = waiting
