@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import logs
+from streams.cli_bench import bench
 from streams.cli_models import models_app
 from streams.cli_train import train, trainer
 from streams.settings import StreamsSettings
@@ -308,59 +309,6 @@ def evaluate(
     print(report.render())
 
 
-@app.command()
-def bench(
-    quick: bool = typer.Option(False, "--quick", help="A short run (a few minutes on 2 cores)."),
-    out: Path = typer.Option(
-        Path("docs/benchmarks.md"), help="Markdown file the run's section is appended to."
-    ),
-    work_dir: Path = typer.Option(
-        Path("var/bench"), help="Trained model, logs and profiles (reused across runs)."
-    ),
-    data: Path = typer.Option(
-        None, help="Transactions file. Default: the handbook's, else a synthetic stream."
-    ),
-    sections: str = typer.Option(
-        None,
-        help="Comma-separated subset of: throughput, scaling, profile, latency, replay, engines.",
-    ),
-    transactions: int = typer.Option(None, help="Transactions in the throughput backlog."),
-    replay_rows: int = typer.Option(
-        None, help="Replay only the first N rows (0: the whole file). Default: by mode."
-    ),
-    cprofile: bool = typer.Option(False, help="Also run the stages under cProfile."),
-) -> None:
-    """Measure throughput, latency, replay time, scaling and scoring engines.
-
-    Prints each table, appends them with the run's conditions to `--out`, and ends
-    with `bench: pipeline_eps=<n> forward_eps=<n> raw_eps=<n> p99_ms_at_5k=<x>
-    replay_s=<x>` (p99 excluding broker hops).
-    """
-    from dataclasses import replace
-
-    from producers.settings import ProducersSettings
-    from streams.bench.run import SECTIONS, BenchConfig, run_bench
-
-    if data is None:
-        handbook = ProducersSettings().replay.handbook_dir / "transactions.parquet"
-        data = handbook if handbook.exists() else None
-    config = BenchConfig.for_mode(quick, out, work_dir, data)
-    if sections:
-        chosen = tuple(s.strip() for s in sections.split(",") if s.strip())
-        unknown = [s for s in chosen if s not in SECTIONS]
-        if unknown:
-            console.print(f"[red]unknown sections: {', '.join(unknown)}[/red]")
-            raise typer.Exit(2)
-        config = replace(config, sections=chosen)
-    if transactions is not None:
-        config = replace(config, transactions=transactions)
-    if replay_rows is not None:
-        config = replace(config, replay_rows=replay_rows or None)
-    config = replace(config, cprofile=cprofile)
-    outcome = run_bench(config, StreamsSettings(), say=lambda text: print(text, flush=True))
-    print(outcome.summary(), flush=True)
-
-
 def _warn_if_embedded(settings: StreamsSettings, what: str) -> None:
     if not settings.kafka.bootstrap_servers:
         console.print(
@@ -540,6 +488,7 @@ def grafana_generate(
 
 
 app.command()(train)
+app.command()(bench)
 app.command()(trainer)
 app.add_typer(models_app, name="models")
 

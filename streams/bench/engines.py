@@ -17,6 +17,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -63,8 +64,13 @@ def measure_engines(
     min_time: float = 0.2,
     repeats: int = 2,
     threads: tuple[int, ...] = (1, 2),
+    cache_dir: Path | None = None,
 ) -> EngineRates:
-    """Measure every engine on both models at each batch size."""
+    """Measure every engine on both models at each batch size.
+
+    The exported ONNX models are kept in ``cache_dir`` (when given) for later runs:
+    exporting takes longer than measuring.
+    """
     import torch
 
     from models.export import export_onnx
@@ -84,7 +90,14 @@ def measure_engines(
     result = EngineRates(sizes, cuda=cuda_note)
     with torch_threads(1):
         for label, module, seq in specs:
-            data = export_onnx(module, None, NAMES, version=f"bench-{label}", seq_len=seq)  # type: ignore[arg-type]
+            cached = None if cache_dir is None else cache_dir / f"{label.replace(' ', '-')}.onnx"
+            if cached is not None and cached.exists():
+                data = cached.read_bytes()
+            else:
+                data = export_onnx(module, None, NAMES, version=f"bench-{label}", seq_len=seq)  # type: ignore[arg-type]
+                if cached is not None:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cached.write_bytes(data)
             inputs = {
                 b: rng.normal(size=(b, len(NAMES)) if seq is None else (b, seq, len(NAMES))).astype(
                     np.float32

@@ -15,6 +15,7 @@ to the last), so start-up, group joins and model loading are left out; the label
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -77,10 +78,16 @@ class Consumed:
     processes: int = 1
     stages: list[StageCost] = field(default_factory=list)
     peak_rss_mib: float | None = None
+    #: The consumer's own timing (messages/s, CPU s/message), used in place of the
+    #: reader's when set (the raw forwarder: see ForwardStats).
+    own_msgs_per_s: float | None = None
+    own_cpu_per_msg_s: float | None = None
 
     @property
     def tx_per_s(self) -> float | None:
         """Transactions per second over the steady window."""
+        if self.own_msgs_per_s is not None:
+            return self.own_msgs_per_s * self.transactions / self.messages
         rate = self.outputs.rate
         if rate is None:
             return None
@@ -96,6 +103,8 @@ class Consumed:
 
     def cpu_per_tx_s(self, name: str) -> float | None:
         """CPU seconds a process used per transaction of the window."""
+        if self.own_cpu_per_msg_s is not None and name == self.name:
+            return self.own_cpu_per_msg_s * self.messages / self.transactions
         used = self.outputs.cpu_used()
         tx = self.outputs.window_outputs * self.transactions / self.outputs.expected
         if not tx:
@@ -137,6 +146,7 @@ async def run_forwarder(
         group=f"bench-{kind}-{uuid.uuid4().hex[:8]}",
         data_dir=str(harness.tmp / f"forward-{kind}"),
         embedded=ctx.conn.embedded,
+        stats_file=str(harness.tmp / f"forward-{kind}.json") if kind == "raw" else "",
     )
     env = {**harness.env(), **config.env()}
     ctx.log_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +170,16 @@ async def run_forwarder(
     finally:
         stop(proc, signal.SIGTERM, timeout=15)
         log.close()
-    return Consumed(kind, messages.transactions, len(messages), outputs, peak_rss_mib=rss)
+    consumed = Consumed(kind, messages.transactions, len(messages), outputs, peak_rss_mib=rss)
+    if config.stats_file:
+        try:
+            own = json.loads(Path(config.stats_file).read_text())
+        except (OSError, ValueError):
+            own = None
+        if own and own["seconds"] > 0 and own["records"] >= len(messages):
+            consumed.own_msgs_per_s = own["records"] / own["seconds"]
+            consumed.own_cpu_per_msg_s = own["cpu_seconds"] / own["records"]
+    return consumed
 
 
 async def run_pipeline(
