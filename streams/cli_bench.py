@@ -49,6 +49,9 @@ def bench(
         None, help="Seconds each latency rate is offered. Default: by mode."
     ),
     cprofile: bool = typer.Option(False, help="Also run the stages under cProfile."),
+    note: str = typer.Option(
+        "", help="Recorded with the conditions (e.g. 'machine shared with other work')."
+    ),
 ) -> None:
     """Measure throughput, latency, replay time, scaling and scoring engines.
 
@@ -59,15 +62,16 @@ def bench(
     from producers.settings import ProducersSettings
     from streams.bench.run import SECTIONS, BenchConfig, run_bench
 
+    source: Path | None = data
     if synthetic:
-        data = None
-    elif data is None:
+        source = None
+    elif source is None:
         handbook = ProducersSettings().replay.handbook_dir / "transactions.parquet"
-        data = handbook if handbook.exists() else None
-    elif not data.exists():
-        console.print(f"[red]no such file: {data}[/red]")
+        source = handbook if handbook.exists() else None
+    elif not source.exists():
+        console.print(f"[red]no such file: {source}[/red]")
         raise typer.Exit(2)
-    config = BenchConfig.for_mode(quick, out if record else None, work_dir, data)
+    config = BenchConfig.for_mode(quick, out if record else None, work_dir, source)
     if sections:
         chosen = tuple(s.strip() for s in sections.split(",") if s.strip())
         unknown = [s for s in chosen if s not in SECTIONS]
@@ -81,6 +85,6 @@ def bench(
         config = replace(config, replay_rows=replay_rows or None)
     if latency_seconds is not None:
         config = replace(config, latency_s=latency_seconds)
-    config = replace(config, cprofile=cprofile)
+    config = replace(config, cprofile=cprofile, note=note)
     outcome = run_bench(config, StreamsSettings(), say=lambda text: print(text, flush=True))
     print(outcome.summary(), flush=True)

@@ -148,11 +148,17 @@ def replay_table(result: ReplayResult, full_rows: int, label: str) -> Table:
         rss,
     )
     if result.transactions < full_rows:
-        steady = rate(result.steady_tx_per_s)
+        estimate = f"{result.estimate_s(full_rows):,.0f} s"
+        if result.steady_tx_per_s:
+            how = (
+                f"at the slice's steady {rate(result.steady_tx_per_s)} tx/s (after the first "
+                "4,096 predictions) plus its start-up"
+            )
+        else:
+            how = "at the slice's overall rate, start-up included (an upper estimate)"
         table.note(
-            f"a slice of {result.transactions:,} of {full_rows:,} rows (steady {steady} tx/s "
-            f"after the first 4,096 predictions); the full replay would take about "
-            f"{result.estimate_s(full_rows):,.0f} s (estimate)"
+            f"capped: a slice of {result.transactions:,} of {full_rows:,} rows; the whole file "
+            f"would take about {estimate} {how}"
         )
     table.note(
         "wall: from the start of the worker and learner to the last prediction read back; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class BenchConfig:
     engine_min_time: float = 0.3
     engine_repeats: int = 3
     cprofile: bool = False
+    #: Free text recorded with the conditions (e.g. what else ran on the machine).
+    note: str = ""
 
     @classmethod
     def for_mode(
@@ -167,6 +170,8 @@ def run_bench(
     with _broker(settings) as (conn, broker_pid, broker_label):
         conds = conditions(settings, mode, broker_label)
         conds.append(("data", source))
+        if config.note:
+            conds.append(("note", config.note))
         ctx = BenchContext(settings, conn, models, broker_pid, log_dir)
 
         def show(table: Table) -> None:
@@ -257,6 +262,9 @@ def run_bench(
             show(engines_table(rates, stream_batch))
     show(targets_table(outcome, config))
     summary = outcome.summary()
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    conds.append(("load average at the end (1, 5, 15 min)", load))
+    conds.append(("duration", f"{time.perf_counter() - begun:.0f} s"))
     if config.out is not None:
         append_section(
             config.out,
@@ -434,11 +442,9 @@ def worker_cpu_table(pipeline: Consumed, profile_cpu_per_tx: float) -> Table:
     )
     worker = pipeline.cpu_per_tx_s("worker")
     table.add("worker process, all of it", us(worker), "/proc CPU over the steady window")
-    stage_total = 0.0
     for stage in pipeline.stages:
         if stage.seconds:
             per_tx = stage.seconds / pipeline.transactions
-            stage_total += per_tx
             table.add(
                 f"stage `{stage.stage}` (batches of {stage.mean_batch or 0:.0f})",
                 us(per_tx),
@@ -448,8 +454,9 @@ def worker_cpu_table(pipeline: Consumed, profile_cpu_per_tx: float) -> Table:
     if worker is not None:
         table.add(
             "rest: Faust, aiokafka, sends, changelogs, metrics",
-            us(max(0.0, worker - profile_cpu_per_tx)),
-            "worker process less our stages in process",
+            us(worker - profile_cpu_per_tx),
+            "worker process less our stages in process (negative: the in-process "
+            "profile cost more than the whole worker; both are noisy on a shared machine)",
         )
     return table
 
