@@ -65,7 +65,7 @@ class BenchConfig:
     #: Rows replayed (None: the whole file). The full run caps the replay: at the
     #: pipeline's measured rate the whole handbook takes far longer than a benchmark
     #: should; ``--replay-rows 0`` replays all of it.
-    replay_rows: int | None = 200_000
+    replay_rows: int | None = 50_000
     engine_sizes: tuple[int, ...] = (1, 16, 64, 256, 1024, 4096)
     engine_min_time: float = 0.3
     engine_repeats: int = 3
