@@ -175,5 +175,6 @@ def test_quick_mode_is_smaller_than_the_full_one() -> None:
     full = BenchConfig.for_mode(False, Path("o"), Path("w"), None)
     assert quick.transactions < full.transactions
     assert quick.latency_s < full.latency_s
-    assert quick.replay_rows is not None and full.replay_rows is None
+    assert quick.replay_rows is not None and full.replay_rows is not None
+    assert quick.replay_rows < full.replay_rows
     assert "scaling" in full.sections
