@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from streams.bench.latency import LatencyRun
+from streams.bench.measure import Outputs
 from streams.bench.replay import ReplayResult
 from streams.bench.report import (
     RUNS_HEADING,
@@ -22,6 +23,7 @@ from streams.bench.report import (
     us,
 )
 from streams.bench.run import BenchConfig, BenchOutcome, round_rate, targets_table
+from streams.bench.throughput import Consumed
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
@@ -178,3 +180,17 @@ def test_quick_mode_is_smaller_than_the_full_one() -> None:
     assert quick.replay_rows is not None and full.replay_rows is not None
     assert quick.replay_rows < full.replay_rows
     assert "scaling" in full.sections
+
+
+def test_consumer_rate_prefers_its_own_timing_and_counts_transactions() -> None:
+    outputs = Outputs(expected=200, times=[0.0, *[0.1 * i for i in range(1, 200)]])
+    outputs.window_start = 20
+    reader_timed = Consumed("faust", transactions=100, messages=200, outputs=outputs)
+    # 179 outputs over 17.9 s: 10 messages/s, one transaction every two messages
+    assert reader_timed.tx_per_s == pytest.approx(5.0)
+    assert reader_timed.msgs_per_s == pytest.approx(10.0)
+    self_timed = Consumed(
+        "raw", 100, 200, outputs, own_msgs_per_s=1000.0, own_cpu_per_msg_s=0.000_01
+    )
+    assert self_timed.tx_per_s == pytest.approx(500.0)
+    assert self_timed.cpu_per_tx_s("raw") == pytest.approx(0.000_02)
