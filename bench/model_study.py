@@ -42,7 +42,9 @@ sys.path.insert(0, str(ROOT))
 from models.evaluation import HANDBOOK_TEST_STARTS, PUBLISHED, HandbookReport, handbook_report  # noqa: E402
 
 #: The handbook data (transactions.parquet, reference_features.parquet).
-DATA = Path(os.environ.get("STREAMSCORE_HANDBOOK_DIR", ROOT / "data" / "handbook"))
+DATA = Path(
+    os.environ.get("STREAMSCORE_REPLAY__HANDBOOK_DIR", ROOT.parent / "shared" / "data" / "handbook")
+)
 OUT = ROOT / "reports" / "model_study"
 EPOCH = date(1970, 1, 1)
 

@@ -89,6 +89,11 @@ class TrainerSettings(Section):
     """Seed of initialization and shuffling."""
     threads: int = Field(default=1, ge=1)
     """torch threads while training."""
+    positive_weight: float = Field(default=1.0, gt=0)
+    """Loss weight of fraud examples; 1 keeps the scores calibrated probabilities,
+    which the decision thresholds and the blend assume."""
+    log_inputs: bool = True
+    """Amount and count features enter the network as log1p (inside the ONNX graph)."""
     publish_rule: Literal["not_worse", "always"] = "not_worse"
     """Publish a candidate only if it is not worse than the champion on the held-out
     labels (by the `promotion` thresholds), or always (workers still judge it)."""

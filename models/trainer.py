@@ -32,7 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.export import OPSET, check_parity, export_onnx
-from models.nets import EpochCallback, train_ffnn
+from models.nets import EpochCallback, heavy_tailed, train_ffnn
 from models.promotion import PromotionRule, Verdict, judge
 from models.protocols import Scorer
 from models.scoreboard import average_precision, card_precision_at_k, roc_auc
@@ -63,6 +63,8 @@ class TrainerConfig:
     patience: int = 3
     seed: int = 0
     threads: int = 1
+    positive_weight: float = 1.0
+    log_inputs: bool = True
     eval_days: float = 7.0
     min_examples: int = 1000
     golden_rows: int = 32
@@ -80,6 +82,8 @@ class TrainerConfig:
             patience=trainer.patience,
             seed=trainer.seed,
             threads=trainer.threads,
+            positive_weight=trainer.positive_weight,
+            log_inputs=trainer.log_inputs,
             eval_days=trainer.eval_days,
             min_examples=trainer.min_examples,
             publish_rule=trainer.publish_rule,
@@ -208,10 +212,15 @@ def train_candidate(
     model_name: str,
     version: str | None = None,
     champion: Scorer | None = None,
+    champion_trained_until: datetime | None = None,
     on_epoch: EpochCallback | None = None,
     on_phase: PhaseCallback | None = None,
 ) -> TrainingRun:
     """Train, export, check and judge a candidate on ``data`` (see the module docstring).
+
+    ``champion_trained_until`` is the end of the champion's training window: held-out
+    labels before it are left out of the comparison, because the champion learned
+    them (judged on its own training data, any champion looks better than it is).
 
     Raises
     ------
@@ -245,6 +254,8 @@ def train_candidate(
         seed=config.seed,
         num_threads=config.threads,
         on_epoch=on_epoch,
+        class_weight=config.positive_weight,
+        log_columns=heavy_tailed(data.feature_names) if config.log_inputs else (),
     )
     timings["train"] = time.perf_counter() - clock
 
@@ -261,14 +272,20 @@ def train_candidate(
     metrics = _metrics(test, candidate_scores)
     metrics["parity_max_abs_diff"] = parity
     verdict: Verdict | None = None
-    if champion is not None:
-        champion_scores = champion.score_batch(test.X).astype(np.float64)
-        metrics.update(_metrics(test, champion_scores, prefix="champion_"))
-        verdict = judge(config.rule, test.y, champion_scores, candidate_scores)
+    unseen = np.ones(len(test), dtype=bool)
+    if champion_trained_until is not None:
+        unseen = test.event_time >= champion_trained_until.timestamp()
+    if champion is not None and unseen.any():
+        fair = test.take(unseen)
+        champion_scores = champion.score_batch(fair.X).astype(np.float64)
+        metrics.update(_metrics(fair, champion_scores, prefix="champion_"))
+        verdict = judge(config.rule, fair.y, champion_scores, candidate_scores[unseen])
     timings["evaluate"] = time.perf_counter() - clock
 
     if config.publish_rule == "always":
         publish, why = True, "publish rule: always"
+    elif verdict is None and champion is not None:
+        publish, why = True, "the champion learned every held-out label; shadow decides"
     elif verdict is None:
         publish, why = True, "no champion to compare with"
     elif verdict.decision == "reject":

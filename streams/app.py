@@ -382,10 +382,19 @@ class StreamWorker:
         return done + await self._release(publisher)
 
     async def _release_timer(self) -> None:
+        """Release held transactions whose wait for labels ran out.
+
+        Readiness only changes when labels, watermarks or transactions arrive, and each
+        batch of those already releases what became ready: the timer has work only
+        when the oldest held transaction (``held`` is in arrival order) waited too long.
+        """
         publisher = getattr(self, "_terminal_publisher", None)
-        if self.held and publisher is not None:
-            async with self.lock:
-                ack(self.app.consumer, await self._release(publisher))
+        if not self.held or publisher is None:
+            return
+        if time.monotonic() - self.held[0].since < self.label_wait_s:
+            return
+        async with self.lock:
+            ack(self.app.consumer, await self._release(publisher))
 
     async def _release(self, publisher: BatchPublisher) -> list[Message]:
         """Featurize and score held transactions that are ready (or waited long enough).

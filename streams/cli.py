@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import logs
+from streams.cli_bench import bench
 from streams.cli_models import models_app
 from streams.cli_train import train, trainer
 from streams.settings import StreamsSettings
@@ -550,6 +551,7 @@ def grafana_generate(
 
 
 app.command()(train)
+app.command()(bench)
 app.command()(trainer)
 app.add_typer(models_app, name="models")
 

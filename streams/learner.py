@@ -46,7 +46,7 @@ class LearnerConfig:
     feature_names: tuple[str, ...]
     learning_rate: float = 0.01
     l2: float = 0.0
-    positive_weight: float = 10.0
+    positive_weight: float = 1.0
     dedup_ttl_s: float = 40 * DAY_S
     genuine_sample: float = 1.0
     seed: int = 0

@@ -195,8 +195,9 @@ class LearnerSettings(Section):
     """SGD step of the online logistic regression."""
     l2: float = Field(default=0.0, ge=0)
     """L2 penalty of the online logistic regression."""
-    positive_weight: float = Field(default=10.0, gt=0)
-    """Sample weight of fraud labels (fraud is rare)."""
+    positive_weight: float = Field(default=1.0, gt=0)
+    """Sample weight of fraud labels; 1 keeps the online model's scores calibrated
+    probabilities, on the same scale as the deep model's in the blend."""
     genuine_sample: float = Field(default=1.0, gt=0, le=1)
     """Share of genuine labels learned (1: all) when the learner cannot keep up."""
     snapshot_every: int = Field(default=2000, ge=1)

@@ -28,11 +28,10 @@ from models.manifest import Manifest
 from models.nets import EpochCallback
 from models.registry import Registry
 from models.rejections import Rejected
-from models.serving import OnnxScorer
 from models.settings import TrainerSettings
 from models.trainer import TrainerConfig, TrainingRun, train_candidate
 from models.trainer_window import ExampleWindow, TrainingSchedule
-from models.verify import FeatureContract, VerifyOptions, verify_version
+from models.verify import FeatureContract, Verified, VerifyOptions, verify_version
 from streams.codec import EventDecodeError, decode
 from streams.events import LabeledExample, ModelUpdate, ModelUpdateAction
 from streams.kafka import KafkaConnection
@@ -240,7 +239,7 @@ class TrainerService:
             return "schedule"
         return None
 
-    def _champion(self, outcome: RunOutcome) -> OnnxScorer | None:
+    def _champion(self, outcome: RunOutcome) -> Verified | None:
         pointers = self.registry.pointers()
         if pointers.champion is None:
             outcome.champion_note = "no champion yet"
@@ -257,7 +256,7 @@ class TrainerService:
             outcome.champion_note = f"champion {pointers.champion} failed verification: {exc}"
             logger.warning(outcome.champion_note)
             return None
-        return verified.scorer
+        return verified
 
     def _run_once(self, trigger: str, until: float | None) -> RunOutcome:
         clock = time.perf_counter()
@@ -269,12 +268,14 @@ class TrainerService:
             logger.info("trainer run skipped: %s", outcome.skipped)
             return outcome
         champion = self._champion(outcome)
+        window = None if champion is None else champion.manifest.training_window
         try:
             run = train_candidate(
                 data,
                 self.config,
                 model_name=self.contract.model_name,
-                champion=champion,
+                champion=None if champion is None else champion.scorer,
+                champion_trained_until=None if window is None else window.end,
                 on_epoch=self.on_epoch,
                 on_phase=self.on_phase,
             )

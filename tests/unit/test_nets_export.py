@@ -148,3 +148,40 @@ def test_sequence_model_exports_with_nan_padding_and_matches_torch(tmp_path: Pat
 def test_sequence_export_needs_a_length() -> None:
     with pytest.raises(ValueError, match="seq_len"):
         export_onnx(SequenceNet(15, hidden=4), None, NAMES, version="x")
+
+
+def test_log_inputs_are_part_of_the_exported_graph(tmp_path: Path) -> None:
+    X, y = _data(n=1500, seed=2)
+    X = np.abs(X)  # amounts and counts are non-negative
+    log_columns = (0, 1, 14)
+    result = train_ffnn(X, y, hidden=(8,), epochs=2, seed=1, log_columns=log_columns)
+    net = result.model
+    assert isinstance(net, FraudNet)
+    # Standardization is fitted on the transformed inputs (the training part: the last
+    # fifth is held out for validation).
+    transformed = X[:1200].astype(np.float64).copy()
+    transformed[:, log_columns] = np.log1p(transformed[:, log_columns])
+    np.testing.assert_allclose(net.mean.numpy(), transformed.mean(axis=0), rtol=1e-4, atol=1e-4)
+    # The ONNX model takes raw features and agrees with torch.
+    path = tmp_path / "log.onnx"
+    export_onnx(net, path, NAMES, version="log-test-1")
+    check_parity(net, path, X[:256], feature_names=NAMES)
+    # The transform changes what the network sees: a plain net with the same weights
+    # and standardization disagrees.
+    plain = FraudNet(15, hidden=(8,))
+    plain.load_state_dict(net.state_dict())
+    plain.eval()
+    with torch.no_grad():
+        a = net(torch.from_numpy(X[:64])).numpy()
+        b = plain(torch.from_numpy(X[:64])).numpy()
+    assert float(np.max(np.abs(a - b))) > 1e-3
+
+
+def test_heavy_tailed_picks_amounts_and_counts() -> None:
+    from models.features import FEATURE_NAMES
+    from models.nets import heavy_tailed
+
+    picked = [FEATURE_NAMES[i] for i in heavy_tailed(FEATURE_NAMES)]
+    assert "TX_AMOUNT" in picked and "CUSTOMER_ID_NB_TX_7DAY_WINDOW" in picked
+    assert not any("RISK" in name or "DURING" in name for name in picked)
+    assert len(picked) == 10

@@ -134,6 +134,35 @@ def test_candidate_worse_than_the_champion_is_not_published(data: LabeledData) -
     assert always.publish
 
 
+def test_the_champion_is_judged_only_on_labels_it_did_not_learn(data: LabeledData) -> None:
+    end = datetime.fromtimestamp(float(data.event_time[-1]), UTC)
+    # The oracle "learned" every held-out label: no fair comparison, shadow decides.
+    seen_all = train_candidate(
+        data,
+        replace(CONFIG, epochs=1),
+        model_name="deep",
+        version="syn-4",
+        champion=Oracle(data),
+        champion_trained_until=end,
+    )
+    assert seen_all.verdict is None and seen_all.publish
+    assert "learned every held-out label" in seen_all.publish_reason
+    assert "champion_auc" not in seen_all.metrics
+    # Trained until the middle of the held-out days: judged on the later part only.
+    middle = float(data.event_time[-1]) - CONFIG.eval_days * 86_400 / 2
+    half = train_candidate(
+        data,
+        replace(CONFIG, epochs=1),
+        model_name="deep",
+        version="syn-5",
+        champion=Oracle(data),
+        champion_trained_until=datetime.fromtimestamp(middle, UTC),
+    )
+    later = int((data.event_time >= middle).sum())
+    assert half.verdict is not None and half.verdict.decision == "reject"
+    assert f"on {later} labels" in half.verdict.detail
+
+
 def test_too_little_data_is_refused_before_training(data: LabeledData) -> None:
     with pytest.raises(ValueError, match="min_examples"):
         train_candidate(data.take(np.arange(len(data)) < 100), CONFIG, model_name="deep")
