@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from models.evaluation import HANDBOOK_TEST_STARTS, PUBLISHED, HandbookReport, handbook_report  # noqa: E402
 
-DATA = Path("/work/shared/data/handbook")
+#: The handbook data (transactions.parquet, reference_features.parquet).
+DATA = Path(os.environ.get("STREAMSCORE_HANDBOOK_DIR", ROOT / "data" / "handbook"))
 OUT = ROOT / "reports" / "model_study"
 EPOCH = date(1970, 1, 1)
 
@@ -128,6 +130,60 @@ def load_data() -> Data:
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **data.__dict__)
     return data
+
+
+EXTRA_FEATURES = [
+    "CUSTOMER_ID_AMOUNT_ZSCORE_30DAY_WINDOW",
+    "CUSTOMER_ID_NB_HIGH_RATIO_1DAY_BEFORE",
+    "CUSTOMER_ID_NB_HIGH_RATIO_7DAY_BEFORE",
+    "CUSTOMER_ID_SECONDS_SINCE_PREVIOUS_TX",
+]
+
+
+def extra_features(data: Data, ratio: float = 2.5) -> npt.NDArray[np.float32]:
+    """Features the customer state could add (amounts only, no labels; cached).
+
+    - amount z-score against the customer's 30-day window (t - 30 d, t] (needs a sum of
+      squares beside the window's count and sum);
+    - how many of the customer's earlier transactions in the last 1 and 7 days had an
+      amount above ``ratio`` times their own 30-day mean (a flag kept per event);
+    - log1p of the seconds since the customer's previous transaction (capped at 30 days).
+    """
+    cache = OUT / "extra.npz"
+    if cache.exists():
+        return np.load(cache)["E"]
+    order = np.lexsort((data.seconds, data.customer))
+    cust = data.customer[order]
+    t = data.seconds[order]
+    amount = data.X[order, 0].astype(np.float64)
+    key = cust.astype(np.int64) * 10**10 + t  # sortable (customer, time)
+
+    def window_start(seconds: int) -> npt.NDArray[np.int64]:
+        return np.searchsorted(key, key - seconds, side="right")
+
+    def window_sum(v: npt.NDArray[np.float64], lo: npt.NDArray[np.int64], hi: Any) -> Any:
+        c = np.r_[0.0, np.cumsum(v)]
+        return c[hi] - c[lo]
+
+    idx = np.arange(t.size)
+    lo30 = window_start(30 * DAY_SECONDS)
+    n30 = idx + 1 - lo30
+    s1 = window_sum(amount, lo30, idx + 1)
+    s2 = window_sum(amount**2, lo30, idx + 1)
+    mean30 = s1 / n30
+    std30 = np.sqrt(np.maximum(s2 / n30 - mean30**2, 0.0))
+    z = np.where(std30 > 1e-9, (amount - mean30) / np.maximum(std30, 1e-9), 0.0)
+    high = (amount > ratio * mean30).astype(np.float64)
+    # Earlier transactions only: the window [lo, idx) excludes the current one.
+    high1 = window_sum(high, window_start(DAY_SECONDS), idx)
+    high7 = window_sum(high, window_start(7 * DAY_SECONDS), idx)
+    prev_same = np.r_[False, cust[1:] == cust[:-1]]
+    gap = np.where(prev_same, t - np.r_[t[0], t[:-1]], 30 * DAY_SECONDS)
+    gap = np.log1p(np.minimum(gap, 30 * DAY_SECONDS))
+    E = np.empty((t.size, 4), dtype=np.float32)
+    E[order] = np.column_stack([z, high1, high7, gap]).astype(np.float32)
+    np.savez(cache, E=E)
+    return E
 
 
 def day_of(d: date) -> int:
@@ -431,6 +487,8 @@ def cmd_mlp(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     data = load_data()
     X_all = transform(data.X, args.transform)
+    if args.extra:
+        X_all = np.hstack([X_all, extra_features(data)])
     state: dict[int, Any] = {}
 
     def fit_predict(train: npt.NDArray[np.int64], test: npt.NDArray[np.int64]) -> Any:
@@ -457,7 +515,7 @@ def cmd_mlp(args: argparse.Namespace) -> None:
         f"mlp-{args.transform}-h{hidden}-w{args.window or 'all'}-c{args.cadence}"
         f"-e{args.epochs}-ft{args.finetune_epochs}-b{args.batch}-lr{args.lr:g}"
         f"-d{args.dropout:g}-wd{args.weight_decay:g}-pw{args.pos_weight:g}"
-        f"-g{args.genuine_fraction:g}-n{args.ensemble}-s{args.seed}"
+        f"-g{args.genuine_fraction:g}-n{args.ensemble}{'-x' if args.extra else ''}-s{args.seed}"
     )
     record(data, name, scores, time.process_time() - started, vars_of(args))
 
@@ -471,11 +529,14 @@ def _river_model(args: argparse.Namespace) -> Any:
         )
     if args.learner == "hat":
         return tree.HoeffdingAdaptiveTreeClassifier(
-            grace_period=args.grace_period, leaf_prediction="nb", seed=args.seed
+            grace_period=args.grace_period, leaf_prediction=args.leaf_prediction, seed=args.seed
         )
     if args.learner == "arf":
         return forest.ARFClassifier(
-            n_models=args.n_models, grace_period=args.grace_period, seed=args.seed
+            n_models=args.n_models,
+            grace_period=args.grace_period,
+            leaf_prediction=args.leaf_prediction,
+            seed=args.seed,
         )
     raise ValueError(args.learner)
 
@@ -499,6 +560,7 @@ def cmd_river(args: argparse.Namespace) -> None:
     name = args.name or (
         f"river-{args.learner}-{args.transform}-from{args.learn_from}"
         f"-g{args.genuine_fraction:g}-pw{args.pos_weight:g}-lr{args.lr:g}"
+        + (f"-{args.leaf_prediction}-n{args.n_models}" if args.learner != "lr" else "")
     )
     record(data, name, scores, time.process_time() - started, vars_of(args), cost)
 
@@ -559,15 +621,94 @@ def cmd_blend(args: argparse.Namespace) -> None:
             F = np.column_stack([trailing_percentile(data, P[:, i]) for i in range(P.shape[1])])
         else:
             raise ValueError(args.rule)
+
+        def combine(w: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            out = F @ (w / w.sum())
+            return 1 / (1 + np.exp(-out)) if args.rule == "logit" else out
+
         w = np.asarray(args.weights or [1.0] * P.shape[1], dtype=np.float64)
-        scores = F @ (w / w.sum())
-        if args.rule == "logit":
-            scores = 1 / (1 + np.exp(-scores))
+        if args.tune:
+            # Weight of the first part chosen on the validation weeks only.
+            if P.shape[1] != 2:
+                raise ValueError("--tune takes two parts")
+            best = -1.0
+            for w0 in np.linspace(0.0, 1.0, 11):
+                v = evaluate(data, combine(np.array([w0, 1 - w0])), VALID_STARTS)
+                print(f"w={w0:.1f}: validation {v.summary_line()}", flush=True)
+                if v.auc + v.ap + v.cp100 > best:
+                    best, w = v.auc + v.ap + v.cp100, np.array([w0, 1 - w0])
+            args.weights = [round(float(x), 2) for x in w]
+        scores = combine(w)
     weights = ":".join(f"{x:g}" for x in (args.weights or []))
     name = args.name or f"blend-{args.rule}{'-w' + weights if weights else ''}-" + "+".join(
         args.parts
     )
     record(data, name, scores, time.process_time() - started, vars_of(args), cost)
+
+
+def _operating_points(
+    kept: pd.DataFrame, precision_floor: float, cards_per_day: int
+) -> dict[str, float]:
+    """Thresholds on one period: the lowest with transaction precision >= the floor,
+    the median daily score of the ``cards_per_day``-th card, and the best-F1 one."""
+    order = np.argsort(-kept["score"].to_numpy(), kind="mergesort")
+    s = kept["score"].to_numpy()[order]
+    y = kept["is_fraud"].to_numpy()[order]
+    tp = np.cumsum(y)
+    precision = tp / np.arange(1, y.size + 1)
+    recall = tp / max(int(y.sum()), 1)
+    ok = np.flatnonzero(precision >= precision_floor)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    cards = kept.groupby(["day", "customer_id"])["score"].max().reset_index()
+    nth = cards.groupby("day")["score"].apply(
+        lambda g: np.sort(g.to_numpy())[::-1][min(cards_per_day, g.size) - 1]
+    )
+    return {
+        "block": float(s[ok[-1]]) if ok.size else float("inf"),
+        "review": float(nth.median()),
+        "best_f1": float(s[int(np.argmax(f1))]),
+    }
+
+
+def _at_threshold(kept: pd.DataFrame, threshold: float) -> dict[str, float]:
+    flagged = kept["score"] >= threshold
+    frauds = int(kept["is_fraud"].sum())
+    tp = int((flagged & (kept["is_fraud"] == 1)).sum())
+    days = kept["day"].nunique()
+    cards = kept[flagged].groupby("day")["customer_id"].nunique().sum()
+    return {
+        "precision": tp / max(int(flagged.sum()), 1),
+        "recall": tp / max(frauds, 1),
+        "alerts_per_day": float(flagged.sum()) / days,
+        "cards_per_day": float(cards) / days,
+    }
+
+
+def cmd_thresholds(args: argparse.Namespace) -> None:
+    """Decision thresholds chosen on the validation weeks, checked on the test weeks."""
+    from models.evaluation import protocol_test_set
+
+    data = load_data()
+    scores = pd.read_parquet(OUT / f"{args.name}.parquet")
+    labeled = data.labeled_frame()
+    periods = {"validation": VALID_STARTS, "test": HANDBOOK_TEST_STARTS}
+    kept = {
+        k: protocol_test_set(labeled, test_starts=v).merge(scores, on="transaction_id")
+        for k, v in periods.items()
+    }
+    points = _operating_points(kept["validation"], args.precision, args.cards)
+    print(
+        "| threshold (chosen on validation) | value | period | precision | recall "
+        "| alerts/day | cards/day |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, threshold in points.items():
+        for period, frame in kept.items():
+            m = _at_threshold(frame, threshold)
+            print(
+                f"| {label} | {threshold:.4f} | {period} | {m['precision']:.3f} "
+                f"| {m['recall']:.3f} | {m['alerts_per_day']:.1f} | {m['cards_per_day']:.1f} |"
+            )
 
 
 def vars_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -627,6 +768,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pos-weight", type=float, default=1.0)
     p.add_argument("--genuine-fraction", type=float, default=1.0)
     p.add_argument("--ensemble", type=int, default=1)
+    p.add_argument("--extra", action="store_true", help="add the extra customer features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name")
     p.set_defaults(func=cmd_mlp)
@@ -641,6 +783,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--l2", type=float, default=0.0)
     p.add_argument("--grace-period", type=int, default=200)
     p.add_argument("--n-models", type=int, default=10)
+    p.add_argument("--leaf-prediction", choices=["mc", "nb", "nba"], default="nba")
     p.add_argument("--snapshot", type=int, default=3600, help="seconds between snapshots")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name")
@@ -650,9 +793,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--parts", nargs="+", required=True)
     p.add_argument("--rule", choices=["mean", "logit", "rank", "stack"], default="rank")
     p.add_argument("--weights", type=float, nargs="*")
+    p.add_argument("--tune", action="store_true", help="pick 2-part weights on validation")
     p.add_argument("--lr", type=float, default=0.01, help="SGD step of the stacker")
     p.add_argument("--name")
     p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser("thresholds", help=cmd_thresholds.__doc__)
+    p.add_argument("--name", required=True, help="a stored run")
+    p.add_argument("--precision", type=float, default=0.9, help="precision floor of 'block'")
+    p.add_argument("--cards", type=int, default=100, help="cards reviewed per day")
+    p.set_defaults(func=cmd_thresholds)
 
     p = sub.add_parser("table", help=cmd_table.__doc__)
     p.add_argument("--grep", nargs="*")

@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -41,7 +42,8 @@ from models.settings import ModelsSettings
 from streams import metrics
 from streams.batching import BatchingApp, ack
 from streams.codec import encode, encode_key
-from streams.events import EnrichedTransaction, Watermark
+from streams.drift import DriftSettingsView, DriftStage
+from streams.events import EnrichedTransaction, ModelUpdate, ModelUpdateAction, Watermark
 from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.join import JOIN_TABLE, JoinConfig, LabelJoin
@@ -168,6 +170,16 @@ class StreamWorker:
             )
         )
         self.served = ServedModels(self.scorer, models)
+        self.drift = DriftStage(
+            tuple(FEATURE_NAMES),
+            DriftSettingsView(
+                reference_rows=settings.drift.reference_rows,
+                actions=tuple(settings.drift.actions),
+                retrain_cooldown_s=settings.drift.retrain_cooldown_s,
+                cusum_h=settings.drift.cusum_h,
+            ),
+        )
+        self.drift_topic = topics.drift_events.name
         self.model_wait_s = scoring.model_wait_s
         self.model_updates_topic = topics.model_updates.name
         self.updates = ModelUpdatesReader(conn, topics.model_updates.name, self.served.on_update)
@@ -411,6 +423,7 @@ class StreamWorker:
             scored = self.scorer.score(result.rows)
             self._observe_scored(scored, time.perf_counter() - started)
             self.served.record_shadow(scored)
+            outputs.extend(self._watch_drift(scored))
             outputs.extend(scored.outputs)
             remembered = self.join.remember(scored)
             outputs.extend(self._entries(remembered.writes))
@@ -421,6 +434,34 @@ class StreamWorker:
                     outputs.extend(self._entries(self.join.expire(partition, mark)))
         await self._send(publisher, outputs)
         return [h.message for h in ready]
+
+    def _watch_drift(self, scored: Scored) -> list[Output]:
+        """Drift detection on a scored batch; returns the events and requests to send."""
+        last = scored.rows[-1].enriched.transaction.event_time
+        outcome = self.drift.observe(scored.matrix, scored.score, last, scored.versions)
+        if not outcome.events:
+            return []
+        metrics.observe_drift(outcome.firings)
+        out = [Output(self.drift_topic, encode_key(e.detector), encode(e)) for e in outcome.events]
+        if outcome.shift_blend:
+            models = self.scorer.models
+            if isinstance(models.blend, WeightedBlend):
+                self.scorer.models = replace(models, blend=models.blend.on_drift())
+        if outcome.request_retrain:
+            request = ModelUpdate(
+                model_name=self.served.model_name,
+                action=ModelUpdateAction.RETRAIN_REQUEST,
+                reason=f"{outcome.events[0].kind.value} drift ({outcome.events[0].detector})",
+                issued_time=datetime.now(UTC),
+            )
+            out.append(
+                Output(self.model_updates_topic, encode_key(update_key(request)), encode(request))
+            )
+        logger.warning(
+            "drift detected",
+            extra={"firings": [(e.kind.value, e.detector, e.feature) for e in outcome.events]},
+        )
+        return out
 
     # -- metrics ----------------------------------------------------------------------
     def _observe_scored(self, scored: Scored, seconds: float) -> None:

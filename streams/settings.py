@@ -255,6 +255,25 @@ class GrafanaSettings(Section):
         return None if self.password is None else self.password.get_secret_value()
 
 
+class DriftSettings(Section):
+    """Label-free drift detection in the workers (score and features)."""
+
+    reference_rows: int = Field(default=5000, ge=100)
+    """Rows a worker scores first to form its reference (again after a model change)."""
+    actions: list[Literal["alert", "shift_blend", "request_retrain"]] = [
+        "alert",
+        "shift_blend",
+        "request_retrain",
+    ]
+    """What a firing does: emit an event and a metric, move blend weight toward the
+    online model, and/or ask the trainer for a new deep model."""
+    retrain_cooldown_s: float = Field(default=600.0, ge=0)
+    """At most one retrain request per this many seconds from one worker."""
+    cusum_h: float = Field(default=30.0, gt=0)
+    """CUSUM threshold (block-mean standard deviations): higher, fewer false alarms and
+    later detection (measured in docs/benchmarks.md)."""
+
+
 class StreamsSettings(BaseSettings):
     """Settings of the streaming side (env prefix `STREAMSCORE_`)."""
 
@@ -278,6 +297,8 @@ class StreamsSettings(BaseSettings):
     """Scoring, blend and decisions."""
     learner: LearnerSettings = LearnerSettings()
     """The online learner."""
+    drift: DriftSettings = DriftSettings()
+    """Drift detection."""
 
     metrics: MetricsSettings = MetricsSettings()
     """Prometheus metrics and metric snapshots."""

@@ -56,7 +56,7 @@ async def _outputs(conn: KafkaConnection, topic: str, want: int) -> list[dict[st
         consumer.assign([tp])
         consumer.seek(tp, 0)
         got: list[dict[str, object]] = []
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240
         while len(got) < want and time.monotonic() < deadline:
             batch = await consumer.getmany(tp, timeout_ms=500)
             got += [json.loads(r.value) for r in batch.get(tp, [])]
@@ -109,9 +109,11 @@ def test_faust_table_is_recovered_whole_after_a_restart(
     )
     log = tmp_path / "worker.log"
 
+    # Produced before the worker starts, so it reads them in one go and writes its
+    # changelog in batches.
+    asyncio.run(_produce(tansu_conn, source, _transactions(0, 100)))
     worker = Worker(env, log)
     try:
-        asyncio.run(_produce(tansu_conn, source, _transactions(0, 100)))
         first = asyncio.run(_outputs(tansu_conn, sink, 100))
     finally:
         worker.stop()
