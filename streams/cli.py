@@ -314,7 +314,7 @@ def chaos(
     seeds: int = typer.Option(None, help="Seeds per scenario. Default: 1 quick, 20 long."),
     first_seed: int = typer.Option(0, help="First seed (seeds are consecutive)."),
     only: str = typer.Option(None, help="Comma-separated scenario names (kill,term,...)."),
-    out: Path = typer.Option(Path("var/chaos"), help="Where reports, truth and logs go."),
+    out: Path = typer.Option(Path("reports/chaos"), help="Where reports, truth and logs go."),
 ) -> None:
     """Run the fault harness: workloads under faults, verified by id and sequence.
 
@@ -326,6 +326,7 @@ def chaos(
 
     from streams.chaos.runner import RunResult, run_scenario
     from streams.chaos.suite import LONG, QUICK, ZERO_COUNTS, summary, table, to_json, totals
+    from streams.progress import progress_bars
     from streams.runtime import kafka_connection
 
     settings = StreamsSettings()
@@ -340,19 +341,24 @@ def chaos(
     n_seeds = seeds if seeds is not None else (1 if quick else 20)
     out.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
-    for scenario in scenarios:
-        for seed in range(first_seed, first_seed + n_seeds):
-            run_dir = out / f"{scenario.name}-{seed}"
-            with kafka_connection(settings) as conn:
-                result = asyncio.run(run_scenario(settings, conn, scenario, seed, run_dir))
-            results.append(result)
-            c = result.counts
-            console.print(
-                f"{scenario.name} seed={seed}: inputs={c.inputs} poison={c.poison} {c.line()} "
-                f"order_violations={c.order_violations} misrouted={c.misrouted} "
-                f"recovery_s={[round(s, 1) for s in result.recovery_s]} wall={result.wall_s:.0f}s"
-            )
-            (out / "results.json").write_text(to_json(results), encoding="utf-8")
+    with progress_bars() as update:
+        for scenario in scenarios:
+            for seed in range(first_seed, first_seed + n_seeds):
+                run_dir = out / f"{scenario.name}-{seed}"
+                with kafka_connection(settings) as conn:
+                    result = asyncio.run(
+                        run_scenario(settings, conn, scenario, seed, run_dir, progress=update)
+                    )
+                results.append(result)
+                c = result.counts
+                console.print(
+                    f"{scenario.name} seed={seed}: inputs={c.inputs} poison={c.poison} "
+                    f"{c.line()} order_violations={c.order_violations} "
+                    f"misrouted={c.misrouted} learned={c.learned}/{c.labeled} "
+                    f"recovery_s={[round(s, 1) for s in result.recovery_s]} "
+                    f"wall={result.wall_s:.0f}s"
+                )
+                (out / "results.json").write_text(to_json(results), encoding="utf-8")
     report = table(results) + "\n\n" + summary(results) + "\n"
     (out / "report.md").write_text(report, encoding="utf-8")
     console.print(report)

@@ -32,6 +32,7 @@ from streams.chaos.workload import WorkloadConfig, plan_workload, valid_frame
 from streams.harness import Harness, read_topics
 from streams.kafka import KafkaConnection
 from streams.process import stop
+from streams.progress import ProgressFn
 from streams.settings import StreamsSettings, TopicsSettings
 
 #: No output for this long after every input has one: the run is over.
@@ -146,8 +147,12 @@ async def run_scenario(
     seed: int,
     log_dir: Path | None = None,
     idle_timeout_s: float = 90.0,
+    progress: ProgressFn | None = None,
 ) -> RunResult:
-    """Run ``scenario`` with ``seed`` and count what went wrong."""
+    """Run ``scenario`` with ``seed`` and count what went wrong.
+
+    ``progress(phase, done, total)`` is called as outcomes are read back.
+    """
     base = WorkloadConfig(seed, scenario.customers, scenario.terminals, scenario.days)
     n_poison = int(len(valid_frame(base)) * scenario.poison_per_valid)
     workload = plan_workload(
@@ -185,6 +190,8 @@ async def run_scenario(
 
         def done() -> bool:
             now = time.monotonic()
+            if progress is not None:
+                progress(f"{scenario.name} {seed}", min(outputs.outcomes(), owed), owed)
             n = outputs.outcomes() + sum(outputs.predictions.values())
             if n != last_count[0]:
                 last_count[:] = [n, now]

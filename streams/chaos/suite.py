@@ -26,11 +26,13 @@ import numpy as np
 from streams.chaos.runner import RunResult, Scenario
 from streams.chaos.verify import Counts
 
+_SMALL = {"customers": 100, "terminals": 200, "days": 8}
+
 QUICK: tuple[Scenario, ...] = (
-    Scenario("kill", "kill"),
-    Scenario("term", "term"),
-    Scenario("rebalance", "rebalance"),
-    Scenario("poison", "poison", poison_per_valid=0.1),
+    Scenario("kill", "kill", **_SMALL),
+    Scenario("term", "term", **_SMALL),
+    Scenario("rebalance", "rebalance", **_SMALL),
+    Scenario("poison", "poison", poison_per_valid=0.1, **_SMALL),
 )
 
 LONG: tuple[Scenario, ...] = (

@@ -70,6 +70,9 @@ class Counts:
     sequence_violations: int = 0
     relearned: int = 0
     unlearned: int = 0
+    #: Labels the learner says it learned, and distinct labeled ids it had read.
+    learned: int = 0
+    labeled: int = 0
     order_violations: int = 0
     misrouted: int = 0
     dead_letter_repeats: int = 0
@@ -145,6 +148,8 @@ def verify(
     counts.dead_letter_repeats = sum(len(r) - 1 for r in outputs.dead.values() if len(r) > 1)
     counts.order_violations = order_violations(truth)
     if learning is not None:
+        counts.learned = learning.n_learned
+        counts.labeled = learning.distinct_examples
         counts.relearned = max(learning.n_learned - learning.distinct_examples, 0)
         counts.unlearned = max(learning.distinct_examples - learning.n_learned, 0)
     return counts
