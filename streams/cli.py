@@ -22,6 +22,8 @@ app = typer.Typer(
     help="Real-time fraud-style scoring with online learning on Kafka.",
     no_args_is_help=True,
     add_completion=False,
+    # Local variables may hold secrets (client keyword arguments): never print them.
+    pretty_exceptions_show_locals=False,
 )
 topics_app = typer.Typer(help="Manage the topics the system uses.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of the events on the wire.", no_args_is_help=True)

@@ -76,6 +76,8 @@ class Counts:
     order_violations: int = 0
     misrouted: int = 0
     dead_letter_repeats: int = 0
+    #: Poison records dead-lettered with their right reason, by poison kind.
+    dead_lettered_kinds: dict[str, int] = field(default_factory=dict)
     missing_ids: list[str] = field(default_factory=list)
     misrouted_examples: list[str] = field(default_factory=list)
 
@@ -145,6 +147,9 @@ def verify(
         elif reasons[0] != acked.planned.expected:
             counts.misrouted += 1
             _example(counts, f"{acked.planned.kind}: {reasons[0]} != {acked.planned.expected}")
+        else:
+            kind = acked.planned.kind
+            counts.dead_lettered_kinds[kind] = counts.dead_lettered_kinds.get(kind, 0) + 1
     counts.dead_letter_repeats = sum(len(r) - 1 for r in outputs.dead.values() if len(r) > 1)
     counts.order_violations = order_violations(truth)
     if learning is not None:

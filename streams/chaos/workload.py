@@ -13,7 +13,7 @@ Examples
 >>> plan = plan_workload(WorkloadConfig(seed=3, customers=20, terminals=40, days=3, poison=5))
 >>> from collections import Counter
 >>> sorted(Counter(p.role for p in plan.records).items())
-[('labels', 148), ('transactions', 153)]
+[('labels', 48), ('transactions', 53)]
 >>> first = plan.valid[0]
 >>> first.ident, first.sequence
 ('3-0', 0)
