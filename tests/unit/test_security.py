@@ -137,3 +137,16 @@ def test_no_topic_uses_the_pickle_codec() -> None:
 
 def test_tracebacks_do_not_print_local_variables() -> None:
     assert app.pretty_exceptions_show_locals is False
+
+
+def test_the_worker_serves_no_table_router_or_graph_endpoints(tmp_path: Path) -> None:
+    from models.settings import ModelsSettings
+    from streams.app import StreamWorker
+
+    settings = StreamsSettings(worker={"data_dir": tmp_path, "web_enabled": True})
+    models = ModelsSettings(registry={"uri": str(tmp_path / "registry"), "dev_key": True})
+    worker = StreamWorker(settings, KafkaConnection("127.0.0.1:9"), models)
+    conf = worker.app.conf
+    assert conf.web_bind == "127.0.0.1"
+    assert not (conf.web_tables_enabled or conf.web_router_enabled or conf.web_graph_enabled)
+    assert conf.value_serializer == conf.key_serializer == "raw"
