@@ -148,8 +148,8 @@ class TerminalStage:
             del self.scored[tx_id]
         for p in [p for p in self._scored_ages if p not in keep]:
             del self._scored_ages[p]
-        for p, mark in self.watermarks.items():
-            self._expire_scored(p, mark - self.config.max_lateness_s - 2 * DAY_S)
+        for p, newest in self.watermarks.items():
+            self._expire_scored(p, newest - self.config.max_lateness_s - 2 * DAY_S)
         for terminal_id, windows in self.terminals.items():
             mark = self.watermarks.get(self.partition_of[terminal_id])
             if mark is not None:

@@ -26,13 +26,11 @@ import numpy as np
 from streams.chaos.runner import RunResult, Scenario
 from streams.chaos.verify import Counts
 
-_SMALL = {"customers": 100, "terminals": 200, "days": 8}
-
 QUICK: tuple[Scenario, ...] = (
-    Scenario("kill", "kill", **_SMALL),
-    Scenario("term", "term", **_SMALL),
-    Scenario("rebalance", "rebalance", **_SMALL),
-    Scenario("poison", "poison", poison_per_valid=0.1, **_SMALL),
+    Scenario("kill", "kill", customers=100, terminals=200, days=8),
+    Scenario("term", "term", customers=100, terminals=200, days=8),
+    Scenario("rebalance", "rebalance", customers=100, terminals=200, days=8),
+    Scenario("poison", "poison", customers=100, terminals=200, days=8, poison_per_valid=0.1),
 )
 
 LONG: tuple[Scenario, ...] = (
