@@ -317,6 +317,9 @@ def chaos(
     first_seed: int = typer.Option(0, help="First seed (seeds are consecutive)."),
     only: str = typer.Option(None, help="Comma-separated scenario names (kill,term,...)."),
     out: Path = typer.Option(Path("reports/chaos"), help="Where reports, truth and logs go."),
+    s3_endpoint: str = typer.Option(
+        None, help="S3-compatible server for broker-restart runs. Default: a local moto_server."
+    ),
 ) -> None:
     """Run the fault harness: workloads under faults, verified by id and sequence.
 
@@ -327,7 +330,18 @@ def chaos(
     import asyncio
 
     from streams.chaos.runner import RunResult, run_scenario
-    from streams.chaos.suite import LONG, QUICK, ZERO_COUNTS, summary, table, to_json, totals
+    from streams.chaos.s3broker import NoS3Store, s3_broker, s3_store
+    from streams.chaos.suite import (
+        BROKER_FAULTS,
+        LONG,
+        QUICK,
+        ZERO_COUNTS,
+        summary,
+        table,
+        to_json,
+        totals,
+    )
+    from streams.kafka import KafkaConnection
     from streams.progress import progress_bars
     from streams.runtime import kafka_connection
 
@@ -343,14 +357,39 @@ def chaos(
     n_seeds = seeds if seeds is not None else (1 if quick else 20)
     out.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
+    not_run: list[str] = []
     with progress_bars() as update:
         for scenario in scenarios:
             for seed in range(first_seed, first_seed + n_seeds):
                 run_dir = out / f"{scenario.name}-{seed}"
-                with kafka_connection(settings) as conn:
-                    result = asyncio.run(
-                        run_scenario(settings, conn, scenario, seed, run_dir, progress=update)
-                    )
+                if scenario.fault in BROKER_FAULTS:
+                    try:
+                        with (
+                            s3_store(s3_endpoint) as endpoint,
+                            s3_broker(endpoint, run_dir / "broker.log") as broker,
+                        ):
+                            conn = KafkaConnection.from_settings(
+                                settings.kafka, broker.bootstrap, embedded=True
+                            )
+                            result = asyncio.run(
+                                run_scenario(
+                                    settings,
+                                    conn,
+                                    scenario,
+                                    seed,
+                                    run_dir,
+                                    progress=update,
+                                    broker=broker,
+                                )
+                            )
+                    except NoS3Store as exc:
+                        not_run.append(f"{scenario.name}: not run ({exc})")
+                        break
+                else:
+                    with kafka_connection(settings) as conn:
+                        result = asyncio.run(
+                            run_scenario(settings, conn, scenario, seed, run_dir, progress=update)
+                        )
                 results.append(result)
                 c = result.counts
                 console.print(
@@ -364,6 +403,8 @@ def chaos(
     report = table(results) + "\n\n" + summary(results) + "\n"
     (out / "report.md").write_text(report, encoding="utf-8")
     console.print(report)
+    for line in not_run:
+        console.print(f"[yellow]{line}[/yellow]")
     total = totals(r.counts for r in results)
     print(f"chaos: {total.line()}")
     raise typer.Exit(0 if all(getattr(total, n) == 0 for n in ZERO_COUNTS) else 1)

@@ -8,6 +8,9 @@ notes what it did and when in ``ctx.events`` (recovery is measured from those ti
   seeded 0.5-3 s later; ``kill`` also kills the online learner and restarts it.
 - ``rebalance``: start with one worker, add one, remove one cleanly (SIGTERM, not
   replaced), add one, kill one (SIGKILL, not replaced).
+- ``broker`` / ``broker-long``: the broker stopped (SIGINT) and started again on the
+  same port after 1 s, or after 6 s (three session timeouts: every group member is
+  expelled); needs a broker with persistent storage (:mod:`streams.chaos.s3broker`).
 - ``poison``: no process fault (the workload carries the poison).
 - ``overload``: publish at twice the sustainable rate for a while, then back.
 """
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streams.broker import EmbeddedBroker
 from streams.chaos.observe import Outputs
 from streams.chaos.produce import Pace
 from streams.harness import Harness
@@ -40,6 +44,8 @@ class FaultContext:
     owed: int
     rng: np.random.Generator
     events: list[tuple[str, float]] = field(default_factory=list)
+    #: The broker, when the run owns a restartable one.
+    broker: EmbeddedBroker | None = None
 
     async def at_share(self, share: float) -> None:
         """Wait until ``share`` of the owed outcomes have been read back.
@@ -125,6 +131,23 @@ async def rebalance(ctx: FaultContext) -> None:
     await _wait_exit(proc)
 
 
+def broker_restart(down_s: float) -> Fault:
+    """The broker stopped mid-stream and started again ``down_s`` seconds later."""
+
+    async def fault(ctx: FaultContext) -> None:
+        await ctx.at_share(float(ctx.rng.uniform(0.25, 0.45)))
+        broker = ctx.broker
+        if broker is None:
+            raise RuntimeError("a broker-restart fault needs a restartable broker")
+        await asyncio.to_thread(broker.stop)
+        ctx.note(f"broker stopped ({down_s:g} s)")
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(broker.start)
+        ctx.note("broker restarted")
+
+    return fault
+
+
 async def no_fault(ctx: FaultContext) -> None:
     """Nothing happens to the processes."""
 
@@ -150,6 +173,8 @@ FAULTS: dict[str, Fault] = {
     "kill": stop_and_restart(signal.SIGKILL),
     "term": stop_and_restart(signal.SIGTERM),
     "rebalance": rebalance,
+    "broker": broker_restart(1.0),
+    "broker-long": broker_restart(6.0),
     "poison": no_fault,
     "overload": overload(),
     "none": no_fault,

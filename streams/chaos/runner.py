@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from models.features import featurize_frame
+from streams.broker import EmbeddedBroker
 from streams.chaos.faults import FAULTS, FaultContext
 from streams.chaos.observe import Outputs, Sampler
 from streams.chaos.produce import Pace, publish_plan
@@ -52,6 +53,8 @@ class Scenario:
     poison_per_valid: float = 0.0
     rate: float | None = 500.0
     learner: bool = True
+    #: Restart processes that exit on their own (as a process supervisor would).
+    supervise: bool = False
 
 
 @dataclass
@@ -148,6 +151,7 @@ async def run_scenario(
     log_dir: Path | None = None,
     idle_timeout_s: float = 90.0,
     progress: ProgressFn | None = None,
+    broker: EmbeddedBroker | None = None,
 ) -> RunResult:
     """Run ``scenario`` with ``seed`` and count what went wrong.
 
@@ -171,7 +175,7 @@ async def run_scenario(
         outputs = Outputs(topics.predictions.name, topics.features.name, topics.dead_letters.name)
         pace = Pace(scenario.rate)
         owed = sum(1 for p in workload.records if p.kind != "label")
-        ctx = FaultContext(harness, pace, outputs, owed, np.random.default_rng(seed))
+        ctx = FaultContext(harness, pace, outputs, owed, np.random.default_rng(seed), broker=broker)
         live = asyncio.Event()  # the first outcome: the workers are up
         on_message = outputs.on_message
 
@@ -207,7 +211,22 @@ async def run_scenario(
                 sampler.sample(live, max(backlog, 0))
                 await asyncio.sleep(1.0)
 
+        async def supervise() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                for proc in list(harness.workers):
+                    if proc.poll() is not None:
+                        harness.workers.remove(proc)
+                        harness.start_worker()
+                        ctx.note(f"worker exited with {proc.returncode}, restarted")
+                for proc in list(harness.others):
+                    if proc.poll() is not None:
+                        harness.others.remove(proc)
+                        harness.start_process("learner", "learner")
+                        ctx.note(f"learner exited with {proc.returncode}, restarted")
+
         sampling = asyncio.create_task(sample())
+        supervising = asyncio.create_task(supervise()) if scenario.supervise else None
         try:
             await read_topics(
                 conn,
@@ -218,6 +237,9 @@ async def run_scenario(
             )
         finally:
             sampling.cancel()
+            if supervising is not None:
+                supervising.cancel()
+                await asyncio.gather(supervising, return_exceptions=True)
             for task in (producing, faulting):
                 if not task.done():
                     task.cancel()

@@ -2,9 +2,9 @@
 
 The quick set (faults 1, 3 and 4 of the reliability plan, small workloads, one seed
 each by default) runs in CI; the long set runs the same faults and overload on
-larger workloads with many seeds. Broker restarts are not among them: the embedded
-broker keeps its data in memory, so a restarted one has forgotten every topic and
-offset (see ``docs/reliability.md``).
+larger workloads with many seeds, and broker restarts on a broker with S3 storage
+(:mod:`streams.chaos.s3broker`; the default memory engine forgets everything when it
+stops, see ``docs/reliability.md``).
 
 Examples
 --------
@@ -39,7 +39,12 @@ LONG: tuple[Scenario, ...] = (
     Scenario("rebalance", "rebalance", customers=400, terminals=800, days=12),
     Scenario("poison", "poison", customers=400, terminals=800, days=12, poison_per_valid=0.1),
     Scenario("overload", "overload", customers=600, terminals=1200, days=12, rate=1200.0),
+    Scenario("broker", "broker", supervise=True),
+    Scenario("broker-long", "broker-long", supervise=True),
 )
+
+#: Scenarios that need a restartable broker with persistent storage.
+BROKER_FAULTS = frozenset({"broker", "broker-long"})
 
 #: The counts that must be zero, in report order.
 ZERO_COUNTS = (
