@@ -4,8 +4,8 @@ The embedded broker's default ``memory://`` engine forgets every topic, record a
 committed offset when it stops, so restarting it is not a fault one can recover from.
 Its ``s3://`` engine keeps them in any S3-compatible store. :func:`s3_store` gives one:
 the endpoint of a server already running, or a local ``moto_server`` started here when
-one is on the ``PATH`` (moto is a test tool, not a dependency of streamscore). Without
-either, broker-restart runs are reported as not run.
+one is installed (the ``dev`` extra has ``moto[server]``: a test tool, not a runtime
+dependency). Without either, broker-restart runs are reported as not run.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -44,7 +45,8 @@ def s3_store(endpoint: str | None = None) -> Iterator[str]:
     if endpoint:
         yield endpoint.rstrip("/")
         return
-    exe = shutil.which("moto_server")
+    beside = Path(sys.executable).with_name("moto_server")  # the dev extra installs it here
+    exe = str(beside) if beside.is_file() else shutil.which("moto_server")
     if exe is None:
         raise NoS3Store("no --s3-endpoint given and no moto_server on the PATH")
     port = free_port()
