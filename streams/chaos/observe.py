@@ -30,6 +30,9 @@ class Outputs:
     dead_letters_topic: str
     predictions: Counter[str] = field(default_factory=Counter)
     first_prediction_at: dict[str, float] = field(default_factory=dict)
+    #: Distinct scoring times of each id's prediction copies: copies that share one
+    #: are the same record written twice (a producer retry), not a second scoring.
+    scored_times: dict[str, set[str]] = field(default_factory=dict)
     #: Count features of every feature vector copy, by transaction id.
     counts: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
     #: Dead letters by (source topic, partition, offset): reasons of every copy.
@@ -45,6 +48,7 @@ class Outputs:
             tx_id = event["transaction_id"]
             self.predictions[tx_id] += 1
             self.first_prediction_at.setdefault(tx_id, now)
+            self.scored_times.setdefault(tx_id, set()).add(str(event.get("scored_time")))
         elif topic == self.features_topic:
             values = event["values"]
             copies = self.counts.setdefault(event["transaction_id"], [])

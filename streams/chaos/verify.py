@@ -16,6 +16,8 @@ learner says it learned, :func:`verify` counts:
   input log (the pipeline reads a customer's events in log order);
 - ``misrouted``: poison without a dead letter of the right reason, or valid
   transactions that were dead-lettered;
+- ``rescored``: the duplicates that are a second scoring of the id (different scoring
+  times); the others are one prediction record written twice by a producer retry;
 - ``producer_repeats``: valid records the producer stored twice (a send that failed
   during a broker outage but had been stored, then sent again): the second copy is
   dead-lettered as a duplicate (informational);
@@ -79,6 +81,8 @@ class Counts:
     order_violations: int = 0
     misrouted: int = 0
     dead_letter_repeats: int = 0
+    #: Duplicates that are a second scoring (the rest are one record written twice).
+    rescored: int = 0
     #: Valid records stored twice by producer retries (the second copy dead-lettered).
     producer_repeats: int = 0
     #: Poison records dead-lettered with their right reason, by poison kind.
@@ -145,6 +149,11 @@ def verify(
                     bad = True
             counts.state_violations += bad
     counts.duplicates = sum(n - 1 for n in outputs.predictions.values() if n > 1)
+    counts.rescored = sum(
+        len(outputs.scored_times.get(tx_id, ())) - 1
+        for tx_id, n in outputs.predictions.items()
+        if n > 1
+    )
     poison = truth.acked_poison()
     counts.poison = len(poison)
     for acked in poison:
