@@ -324,7 +324,8 @@ def chaos(
     """Run the fault harness: workloads under faults, verified by id and sequence.
 
     Each run gets a fresh embedded broker (unless one is configured), its own topics,
-    workers and learner. Ends with the line
+    workers and learner; broker-restart runs get an embedded broker on S3 storage
+    (a local moto_server unless --s3-endpoint is given). Ends with the line
     `chaos: missing=<n> duplicates=<n> state_violations=<n> relearned=<n>`.
     """
     import asyncio
