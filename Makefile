@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 EXTRAS ?= cpu,train,dev,demo
 
-.PHONY: install lint typecheck unit test demo bench clean docs
+.PHONY: install lint typecheck unit test audit chaos demo bench clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ unit: $(STAMP)
 # against the embedded broker unless STREAMSCORE_KAFKA__BOOTSTRAP_SERVERS is set).
 test: lint typecheck
 	$(BIN)/pytest
+
+# Known vulnerabilities in the installed (pinned) dependencies. --strict: a dependency
+# that could not be looked up fails the audit instead of passing it silently. Needs the
+# PyPI JSON API (pypi.org/pypi/<name>/<version>/json) or api.osv.dev (`-s osv`).
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
+
+# The fault harness (docs/reliability.md): ARGS="--quick" for the CI form.
+chaos: $(STAMP)
+	$(BIN)/streamscore chaos $(ARGS)
 
 demo: $(STAMP)
 	$(BIN)/streamscore demo $(ARGS)

@@ -111,7 +111,12 @@ class StreamWorker:
             autodiscover=False,
             web_enabled=worker.web_enabled,
             web_host=worker.web_host,
+            web_bind=worker.web_host,  # Faust binds 0.0.0.0 unless told otherwise
             web_port=worker.web_port,
+            # Table data and cluster topology are not for HTTP clients.
+            web_tables_enabled=False,
+            web_router_enabled=False,
+            web_graph_enabled=False,
             table_standby_replicas=0,
             topic_partitions=topics.partitions,
             topic_replication_factor=topics.replication_factor,

@@ -23,6 +23,8 @@ app = typer.Typer(
     help="Real-time fraud-style scoring with online learning on Kafka.",
     no_args_is_help=True,
     add_completion=False,
+    # Local variables may hold secrets (client keyword arguments): never print them.
+    pretty_exceptions_show_locals=False,
 )
 topics_app = typer.Typer(help="Manage the topics the system uses.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of the events on the wire.", no_args_is_help=True)
@@ -370,6 +372,107 @@ def demo(
     print_summary(console, run, rows)
     print(summary_line(summary, str(run.report_dir)), flush=True)
     raise typer.Exit(1 if run.failed else 0)
+
+
+@app.command()
+def chaos(
+    quick: bool = typer.Option(False, "--quick", help="The quick set (CI): small runs."),
+    seeds: int = typer.Option(None, help="Seeds per scenario. Default: 1 quick, 20 long."),
+    first_seed: int = typer.Option(0, help="First seed (seeds are consecutive)."),
+    only: str = typer.Option(None, help="Comma-separated scenario names (kill,term,...)."),
+    out: Path = typer.Option(Path("reports/chaos"), help="Where reports, truth and logs go."),
+    s3_endpoint: str = typer.Option(
+        None, help="S3-compatible server for broker-restart runs. Default: a local moto_server."
+    ),
+) -> None:
+    """Run the fault harness: workloads under faults, verified by id and sequence.
+
+    Each run gets a fresh embedded broker (unless one is configured), its own topics,
+    workers and learner; broker-restart runs get an embedded broker on S3 storage
+    (a local moto_server unless --s3-endpoint is given). Ends with the line
+    `chaos: missing=<n> duplicates=<n> state_violations=<n> relearned=<n>`.
+    """
+    import asyncio
+
+    from streams.chaos.runner import RunResult, run_scenario
+    from streams.chaos.s3broker import NoS3Store, s3_broker, s3_store
+    from streams.chaos.suite import (
+        BROKER_FAULTS,
+        LONG,
+        QUICK,
+        ZERO_COUNTS,
+        summary,
+        table,
+        to_json,
+        totals,
+    )
+    from streams.kafka import KafkaConnection
+    from streams.progress import progress_bars
+    from streams.runtime import kafka_connection
+
+    settings = StreamsSettings()
+    scenarios = QUICK if quick else LONG
+    if only:
+        names = {n.strip() for n in only.split(",") if n.strip()}
+        unknown = names - {s.name for s in scenarios}
+        if unknown:
+            console.print(f"[red]unknown scenarios: {', '.join(sorted(unknown))}[/red]")
+            raise typer.Exit(2)
+        scenarios = tuple(s for s in scenarios if s.name in names)
+    n_seeds = seeds if seeds is not None else (1 if quick else 20)
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[RunResult] = []
+    not_run: list[str] = []
+    with progress_bars() as update:
+        for scenario in scenarios:
+            for seed in range(first_seed, first_seed + n_seeds):
+                run_dir = out / f"{scenario.name}-{seed}"
+                if scenario.fault in BROKER_FAULTS:
+                    try:
+                        with (
+                            s3_store(s3_endpoint) as endpoint,
+                            s3_broker(endpoint, run_dir / "broker.log") as broker,
+                        ):
+                            conn = KafkaConnection.from_settings(
+                                settings.kafka, broker.bootstrap, embedded=True
+                            )
+                            result = asyncio.run(
+                                run_scenario(
+                                    settings,
+                                    conn,
+                                    scenario,
+                                    seed,
+                                    run_dir,
+                                    progress=update,
+                                    broker=broker,
+                                )
+                            )
+                    except NoS3Store as exc:
+                        not_run.append(f"{scenario.name}: not run ({exc})")
+                        break
+                else:
+                    with kafka_connection(settings) as conn:
+                        result = asyncio.run(
+                            run_scenario(settings, conn, scenario, seed, run_dir, progress=update)
+                        )
+                results.append(result)
+                c = result.counts
+                console.print(
+                    f"{scenario.name} seed={seed}: inputs={c.inputs} poison={c.poison} "
+                    f"{c.line()} order_violations={c.order_violations} "
+                    f"misrouted={c.misrouted} learned={c.learned}/{c.labeled} "
+                    f"recovery_s={[round(s, 1) for s in result.recovery_s]} "
+                    f"wall={result.wall_s:.0f}s"
+                )
+                (out / "results.json").write_text(to_json(results), encoding="utf-8")
+    report = table(results) + "\n\n" + summary(results) + "\n"
+    (out / "report.md").write_text(report, encoding="utf-8")
+    console.print(report)
+    for line in not_run:
+        console.print(f"[yellow]{line}[/yellow]")
+    total = totals(r.counts for r in results)
+    print(f"chaos: {total.line()}")
+    raise typer.Exit(0 if all(getattr(total, n) == 0 for n in ZERO_COUNTS) else 1)
 
 
 def _warn_if_embedded(settings: StreamsSettings, what: str) -> None:

@@ -36,7 +36,7 @@ class DriftSettingsView:
     reference_rows: int = 5000
     period_s: float = 86_400.0
     cusum_h: float = 30.0
-    actions: tuple[str, ...] = ("alert", "shift_blend", "request_retrain")
+    actions: tuple[str, ...] = ("alert", "request_retrain")
     retrain_cooldown_s: float = 600.0
 
 

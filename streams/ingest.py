@@ -10,7 +10,8 @@ Cleaning rules (each tested, each counted):
   event time plus the allowed lateness) at a *different* source offset is a
   duplicate: it goes to the dead-letter topic as ``duplicate_transaction``. The same
   id at the *same* offset is a redelivery after a restart and is processed again
-  (the terminal stage and the scorer drop repeats by id).
+  (the terminal stage drops repeats by id). The duplicate check comes before the
+  lateness check: a copy of an id still held is a duplicate however late it is.
 - **Lateness.** Each partition keeps a watermark, the highest event time seen. An
   event more than ``max_lateness_s`` behind it is ``too_late`` (dead-lettered):
   windows near it may already have been expired. Events within the lateness are
@@ -176,6 +177,17 @@ class CustomerStage:
         seen_at = None if windows is None else windows.seq_of(tx.transaction_id)
         redelivery = seen_at == record.offset  # read again after a restart
         mark = self.watermarks.get(partition)
+        if seen_at is not None and not redelivery:
+            letter = dead_letter(
+                record,
+                Stage.CLEAN,
+                Reason.DUPLICATE,
+                f"transaction id already seen at offset {seen_at}",
+                transaction_id=tx.transaction_id,
+                schema_version=tx.schema_version,
+            )
+            self._dead(result, record, Reason.DUPLICATE.value, letter)
+            return
         if not redelivery and mark is not None and time_s < mark - self.config.max_lateness_s:
             late_by = mark - time_s
             letter = dead_letter(
@@ -188,17 +200,6 @@ class CustomerStage:
                 schema_version=tx.schema_version,
             )
             self._dead(result, record, Reason.TOO_LATE.value, letter)
-            return
-        if seen_at is not None and not redelivery:
-            letter = dead_letter(
-                record,
-                Stage.CLEAN,
-                Reason.DUPLICATE,
-                f"transaction id already seen at offset {seen_at}",
-                transaction_id=tx.transaction_id,
-                schema_version=tx.schema_version,
-            )
-            self._dead(result, record, Reason.DUPLICATE.value, letter)
             return
         if windows is None:
             windows = self.customers[tx.customer_id] = CustomerWindows()

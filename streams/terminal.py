@@ -18,11 +18,18 @@ when
 The agent waits for readiness up to a configured bound (``label_wait_s``). Labels with
 a label time after ``t`` that were applied early are ignored by the computation, so
 the features come out the same whatever the arrival order.
+
+**One prediction per transaction id.** The stage keeps the ids it has featurized
+(changelogged as ``s|<terminal>|<tx>``, kept for ``dedup_s`` of event time behind
+the slowest source). A transaction read again (the worker died before committing
+its offset, so the customer stage re-reads and re-sends it, or this stage re-reads
+it) is dropped here: terminal keys are co-partitioned, so every copy of an id meets
+the same state, and the table is restored before a new owner reads on.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from models.features import FEATURE_NAMES, TerminalWindows
@@ -53,6 +60,8 @@ class TerminalConfig:
     upstream_partitions: int = 4
     label_delay_s: float = 7 * DAY_S
     max_lateness_s: float = 3600.0
+    #: How long (event time) featurized ids are kept to drop copies read again.
+    dedup_s: float = 32 * DAY_S
 
 
 @dataclass
@@ -83,6 +92,8 @@ class FeatureResult:
     outputs: list[Output] = field(default_factory=list)
     writes: list[StateWrite] = field(default_factory=list)
     dead: Counter[str] = field(default_factory=Counter)
+    #: Copies of transactions already featurized, dropped (no second prediction).
+    repeats: int = 0
 
 
 class TerminalStage:
@@ -96,18 +107,26 @@ class TerminalStage:
         self.watermarks: dict[int, float] = {}
         self.upstream: dict[int, dict[int, float]] = {}
         self._held: dict[int, float] = {}
+        #: Featurized transaction ids -> (partition, terminal, event time s).
+        self.scored: dict[str, tuple[int, str, float]] = {}
+        # Per partition, (time, id) in featurization order: expiry pops from the left.
+        self._scored_ages: dict[int, deque[tuple[float, str]]] = {}
 
     # -- state recovery -------------------------------------------------------------
     def restore(self, partition: int, key: str, value: list[float] | None) -> None:
         """Apply one changelog entry (called during recovery).
 
         Keys: ``t|<terminal>|<tx>`` -> ``[time]`` a transaction, ``l|<terminal>|<tx>``
-        -> ``[tx time, label time, is_fraud]`` a label. Deletions are expiries, redone
+        -> ``[tx time, label time, is_fraud]`` a label, ``s|<terminal>|<tx>`` -> ``[time]``
+        a featurized (predicted) transaction. Deletions are expiries, redone
         from the restored watermarks by :meth:`drop_partitions` when recovery ends.
         """
         if value is None:
             return
         kind, terminal_id, tx_id = key.split("|", 2)
+        if kind == "s":
+            self._remember(partition, terminal_id, tx_id, float(value[0]))
+            return
         windows = self._windows(terminal_id, partition)
         if kind == "t":
             windows.add_transaction(tx_id, value[0])
@@ -125,6 +144,12 @@ class TerminalStage:
         for marks in (self.label_watermarks, self.watermarks, self.upstream):
             for p in [p for p in marks if p not in keep]:
                 del marks[p]
+        for tx_id in [t for t, v in self.scored.items() if v[0] not in keep]:
+            del self.scored[tx_id]
+        for p in [p for p in self._scored_ages if p not in keep]:
+            del self._scored_ages[p]
+        for p, newest in self.watermarks.items():
+            self._expire_scored(p, newest - self.config.max_lateness_s - 2 * DAY_S)
         for terminal_id, windows in self.terminals.items():
             mark = self.watermarks.get(self.partition_of[terminal_id])
             if mark is not None:
@@ -214,6 +239,9 @@ class TerminalStage:
         # Oldest first: a transaction's terminal windows end 7 days before it.
         ordered = sorted(items, key=lambda item: item[1].transaction.event_time)
         for record, enriched in ordered:
+            if enriched.transaction.transaction_id in self.scored:
+                result.repeats += 1  # read again after a restart or rebalance
+                continue
             try:
                 result.rows.append(self._featurize_one(record, enriched, result))
             except Exception as exc:  # a bug must not take the batch down
@@ -225,6 +253,8 @@ class TerminalStage:
                     transaction_id=enriched.transaction.transaction_id,
                 )
                 self._dead(result.outputs, result.dead, record, letter)
+        for partition in sorted({row.partition for row in result.rows}):
+            result.writes.extend(self._expire_scored(partition, self._expiry_mark(partition)))
         return result
 
     def accept(self, record: Record, enriched: EnrichedTransaction) -> list[StateWrite]:
@@ -261,6 +291,9 @@ class TerminalStage:
             for expired in ids:
                 key = f"{kind}|{tx.terminal_id}|{expired}"
                 result.writes.append(StateWrite(TERMINAL_TABLE, partition, key, None))
+        self._remember(partition, tx.terminal_id, tx.transaction_id, time_s)
+        key = f"s|{tx.terminal_id}|{tx.transaction_id}"
+        result.writes.append(StateWrite(TERMINAL_TABLE, partition, key, [time_s]))
         if self.config.features_topic is not None:
             vector = FeatureVector(
                 transaction_id=tx.transaction_id,
@@ -298,6 +331,27 @@ class TerminalStage:
         return floor - DAY_S
 
     # -- helpers --------------------------------------------------------------------
+    def _remember(self, partition: int, terminal_id: str, tx_id: str, time_s: float) -> None:
+        self.scored[tx_id] = (partition, terminal_id, time_s)
+        ages = self._scored_ages.get(partition)
+        if ages is None:
+            ages = self._scored_ages[partition] = deque()
+        ages.append((time_s, tx_id))
+
+    def _expire_scored(self, partition: int, mark: float) -> list[StateWrite]:
+        """Forget featurized ids of ``partition`` older than ``dedup_s`` behind ``mark``."""
+        cutoff = mark - self.config.dedup_s
+        writes: list[StateWrite] = []
+        ages = self._scored_ages.get(partition)
+        while ages and ages[0][0] < cutoff:
+            _, tx_id = ages.popleft()
+            entry = self.scored.get(tx_id)
+            if entry is not None and entry[2] < cutoff:
+                del self.scored[tx_id]
+                key = f"s|{entry[1]}|{tx_id}"
+                writes.append(StateWrite(TERMINAL_TABLE, partition, key, None))
+        return writes
+
     def _windows(self, terminal_id: str, partition: int) -> TerminalWindows:
         windows = self.terminals.get(terminal_id)
         if windows is None:

@@ -174,3 +174,46 @@ def test_bad_labels_are_dead_lettered() -> None:
     result = stage.apply_labels([rec(b"not json", 3, topic="labels")])
     assert result.dead[Reason.INVALID_JSON.value] == 1
     assert json.loads(result.outputs[0].value)["source_topic"] == "labels"
+
+
+def test_a_late_copy_of_an_id_still_held_is_a_duplicate_not_too_late() -> None:
+    stage = CustomerStage(IngestConfig(max_lateness_s=3600))
+    stage.process([rec(encode(tx(1, T0)), 0)])
+    stage.process([rec(encode(tx(2, T0 + 3 * DAY)), 1)])
+    copy = stage.process([rec(encode(tx(1, T0)), 2)])
+    assert copy.dead == {Reason.DUPLICATE.value: 1}
+
+
+def test_a_transaction_featurized_once_is_not_featurized_again_after_a_restart() -> None:
+    config = TerminalConfig(upstream_partitions=1)
+    live = TerminalStage(config)
+    first = enriched(1, T0)
+    result = live.featurize([(rec(encode(first), 0, topic="txn-by-terminal"), first)])
+    assert [r.enriched.transaction.transaction_id for r in result.rows] == ["1"]
+    assert any(w.key == "s|t1|1" for w in result.writes)
+    # The same id again in this process (a second copy in one batch included): dropped.
+    again = live.featurize(
+        [(rec(encode(first), 5, topic="txn-by-terminal"), first)] * 2
+        + [(rec(encode(enriched(2, T0)), 6, topic="txn-by-terminal"), enriched(2, T0))]
+    )
+    assert [r.enriched.transaction.transaction_id for r in again.rows] == ["2"]
+    assert again.repeats == 2
+    # A new owner restored from the changelog drops it too.
+    restored = TerminalStage(config)
+    for w in [*result.writes, *again.writes]:
+        restored.restore(w.partition, w.key, w.value)
+    restored.drop_partitions({0})
+    copy = restored.featurize([(rec(encode(first), 9, topic="txn-by-terminal"), first)])
+    assert copy.rows == [] and copy.repeats == 1
+    assert not [o for o in copy.outputs if o.topic == "features"]
+
+
+def test_featurized_ids_are_forgotten_once_older_than_the_dedup_horizon() -> None:
+    stage = TerminalStage(TerminalConfig(upstream_partitions=1, dedup_s=2 * 86_400.0))
+    old = enriched(1, T0)
+    stage.featurize([(rec(encode(old), 0, topic="txn-by-terminal"), old)])
+    stage.apply_watermark(0, watermark(0, T0 + 10 * DAY))
+    later = enriched(2, T0 + 10 * DAY)
+    result = stage.featurize([(rec(encode(later), 1, topic="txn-by-terminal"), later)])
+    assert "1" not in stage.scored and "2" in stage.scored
+    assert any(w.key == "s|t1|1" and w.value is None for w in result.writes)

@@ -1,0 +1,274 @@
+"""Run one fault scenario end to end and verify it.
+
+A run: fresh topics and consumer group (:class:`~streams.harness.Harness`), worker
+processes and the online learner started with the same commands a deployment uses,
+the seeded workload published at a steady pace with every acknowledgement recorded,
+a fault injected mid-stream, the outputs read back while it happens, the processes
+sampled once a second. It ends when every acknowledged input has an outcome and no
+output has arrived for a few seconds (late repeats are counted too), or when
+nothing arrives for ``idle_timeout_s``. The learner is then stopped (it publishes
+its last snapshot) and :func:`streams.chaos.verify.verify` counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.features import featurize_frame
+from streams.broker import EmbeddedBroker
+from streams.chaos.faults import FAULTS, FaultContext
+from streams.chaos.observe import Outputs, Sampler
+from streams.chaos.produce import Pace, publish_plan
+from streams.chaos.truth import GroundTruth
+from streams.chaos.verify import Counts, Learning, count_features, verify
+from streams.chaos.workload import WorkloadConfig, plan_workload, valid_frame
+from streams.harness import Harness, read_topics
+from streams.kafka import KafkaConnection
+from streams.process import stop
+from streams.progress import ProgressFn
+from streams.settings import StreamsSettings, TopicsSettings
+
+#: No output for this long after every input has one: the run is over.
+QUIET_S = 4.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One fault and the workload it runs under."""
+
+    name: str
+    fault: str
+    workers: int = 1
+    customers: int = 150
+    terminals: int = 300
+    days: int = 10
+    poison_per_valid: float = 0.0
+    rate: float | None = 500.0
+    learner: bool = True
+    #: Restart processes that exit on their own (as a process supervisor would).
+    supervise: bool = False
+
+
+@dataclass
+class RunResult:
+    """The outcome of one scenario with one seed."""
+
+    scenario: Scenario
+    seed: int
+    counts: Counts
+    events: list[tuple[str, float]]
+    recovery_s: list[float]
+    peak_rss_bytes: int
+    max_backlog: int
+    max_open_files: int
+    max_threads: int
+    wall_s: float
+    crashed: list[str] = field(default_factory=list)
+    publish_failures: int = 0
+
+
+def accounted(truth: GroundTruth, outputs: Outputs) -> bool:
+    """True when every acknowledged input has its outcome."""
+    acked = truth.acked
+    if outputs.outcomes() < len(acked) - sum(
+        1 for a in acked.values() if a.planned.kind == "label"
+    ):
+        return False
+    for a in acked.values():
+        kind = a.planned.kind
+        if kind == "label":
+            continue
+        where = (a.topic, a.partition, a.offset)
+        if kind == "valid":
+            if a.ident not in outputs.predictions and where not in outputs.dead:
+                return False
+        elif where not in outputs.dead:
+            return False
+    return True
+
+
+def recovery_times(
+    truth: GroundTruth, outputs: Outputs, events: list[tuple[str, float]]
+) -> list[float]:
+    """Per fault: seconds until every input acknowledged before it had its outcome."""
+    out = []
+    for what, at in events:
+        if "restarted" in what or "added" in what or "back" in what:
+            continue
+        latest = at
+        for a in truth.acked.values():
+            if a.at >= at or a.planned.kind == "label":
+                continue
+            where = (a.topic, a.partition, a.offset)
+            seen = outputs.first_prediction_at.get(a.ident) if a.planned.kind == "valid" else None
+            seen = seen or outputs.first_dead_at.get(where)
+            if seen is not None:
+                latest = max(latest, seen)
+        out.append(latest - at)
+    return out
+
+
+async def read_learning(conn: KafkaConnection, topics: TopicsSettings) -> Learning | None:
+    """The learner's last snapshot: learned count against distinct examples it covers."""
+    snapshots: list[dict[str, Any]] = []
+
+    def on_update(topic: str, record: Any) -> None:
+        if record.key == b"online":
+            manifest = json.loads(record.value).get("manifest") or {}
+            snapshots.append(manifest)
+
+    await read_topics(conn, [topics.model_updates.name], on_update, lambda: False, 3.0)
+    if not snapshots:
+        return None
+    last = snapshots[-1]
+    upto = {int(p): int(o) for p, o in last.get("offsets", {}).items()}
+    ids: set[str] = set()
+    n = 0
+
+    def on_example(topic: str, record: Any) -> None:
+        nonlocal n
+        if record.offset < upto.get(record.partition, 0):
+            ids.add(json.loads(record.value)["transaction_id"])
+            n += 1
+
+    await read_topics(conn, [topics.labeled_examples.name], on_example, lambda: False, 3.0)
+    return Learning(int(last.get("n_learned", 0)), len(ids), n)
+
+
+async def run_scenario(
+    settings: StreamsSettings,
+    conn: KafkaConnection,
+    scenario: Scenario,
+    seed: int,
+    log_dir: Path | None = None,
+    idle_timeout_s: float = 90.0,
+    progress: ProgressFn | None = None,
+    broker: EmbeddedBroker | None = None,
+) -> RunResult:
+    """Run ``scenario`` with ``seed`` and count what went wrong.
+
+    ``progress(phase, done, total)`` is called as outcomes are read back.
+    """
+    base = WorkloadConfig(seed, scenario.customers, scenario.terminals, scenario.days)
+    n_poison = int(len(valid_frame(base)) * scenario.poison_per_valid)
+    workload = plan_workload(
+        WorkloadConfig(seed, scenario.customers, scenario.terminals, scenario.days, n_poison)
+    )
+    started = time.time()
+    with Harness(settings, conn, log_dir=log_dir) as harness:
+        harness.create_topics()
+        topics = harness.topics
+        for _ in range(scenario.workers):
+            harness.start_worker()
+        if scenario.learner:
+            harness.start_process("learner", "learner")
+        truth = GroundTruth(topics.transactions.name, topics.labels.name)
+        truth.plan(workload.records)
+        outputs = Outputs(topics.predictions.name, topics.features.name, topics.dead_letters.name)
+        pace = Pace(scenario.rate)
+        owed = sum(1 for p in workload.records if p.kind != "label")
+        ctx = FaultContext(harness, pace, outputs, owed, np.random.default_rng(seed), broker=broker)
+        live = asyncio.Event()  # the first outcome: the workers are up
+        on_message = outputs.on_message
+
+        def on_output(topic: str, record: Any) -> None:
+            on_message(topic, record)
+            live.set()
+
+        sampler = Sampler()
+        last_count = [0, time.monotonic()]
+
+        warm_up = max(len(workload.records) // 50, 1)
+        producing = asyncio.create_task(
+            publish_plan(conn, truth, workload.records, pace, gate=(warm_up, live))
+        )
+        faulting = asyncio.ensure_future(FAULTS[scenario.fault](ctx))
+
+        def done() -> bool:
+            now = time.monotonic()
+            if progress is not None:
+                progress(f"{scenario.name} {seed}", min(outputs.outcomes(), owed), owed)
+            n = outputs.outcomes() + sum(outputs.predictions.values())
+            if n != last_count[0]:
+                last_count[:] = [n, now]
+            if not (producing.done() and faulting.done()):
+                return False
+            return now - last_count[1] >= QUIET_S and accounted(truth, outputs)
+
+        async def sample() -> None:
+            while True:
+                backlog = sum(1 for a in truth.acked.values() if a.planned.kind != "label")
+                backlog -= outputs.outcomes()
+                live = [w.pid for w in harness.workers if w.poll() is None]
+                sampler.sample(live, max(backlog, 0))
+                await asyncio.sleep(1.0)
+
+        async def supervise() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                for proc in list(harness.workers):
+                    if proc.poll() is not None:
+                        harness.workers.remove(proc)
+                        harness.start_worker()
+                        ctx.note(f"worker exited with {proc.returncode}, restarted")
+                for proc in list(harness.others):
+                    if proc.poll() is not None:
+                        harness.others.remove(proc)
+                        harness.start_process("learner", "learner")
+                        ctx.note(f"learner exited with {proc.returncode}, restarted")
+
+        sampling = asyncio.create_task(sample())
+        supervising = asyncio.create_task(supervise()) if scenario.supervise else None
+        try:
+            await read_topics(
+                conn,
+                [topics.predictions.name, topics.features.name, topics.dead_letters.name],
+                on_output,
+                done,
+                idle_timeout_s=idle_timeout_s,
+            )
+        finally:
+            sampling.cancel()
+            if supervising is not None:
+                supervising.cancel()
+                await asyncio.gather(supervising, return_exceptions=True)
+            for task in (producing, faulting):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(producing, faulting, sampling, return_exceptions=True)
+        crashed = harness.crashed()
+        for proc in list(harness.others):
+            await asyncio.to_thread(stop, proc, signal.SIGTERM)
+        harness.others.clear()
+        learning = await read_learning(conn, topics) if scenario.learner else None
+    expected = featurize_frame(
+        workload.frame[
+            ["transaction_id", "event_time", "customer_id", "terminal_id", "amount"]
+        ].assign(is_fraud=workload.frame["is_fraud"], label_time=workload.frame["label_time"]),
+        None,
+    )
+    counts = verify(truth, outputs, count_features(expected), learning)
+    if log_dir is not None:
+        truth.write(log_dir / "truth.jsonl")
+    return RunResult(
+        scenario,
+        seed,
+        counts,
+        ctx.events,
+        recovery_times(truth, outputs, ctx.events),
+        sampler.peak_rss_bytes,
+        sampler.max_backlog,
+        max((s.open_files for s in sampler.samples), default=0),
+        max((s.threads for s in sampler.samples), default=0),
+        time.time() - started,
+        crashed,
+        len(pace.failures),
+    )
