@@ -102,6 +102,10 @@ class TrainerSettings(Section):
 class ScoringSettings(Section):
     """The ONNX runtime that scores micro-batches."""
 
+    # `STREAMSCORE_SCORING__*` is shared with the worker's scoring section
+    # (streams.settings.ScoringSettings): each side ignores the other's variables.
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="ignore", frozen=True)
+
     provider: Literal["auto", "cpu", "cuda"] = "auto"
     """Execution provider: `auto` takes CUDA when onnxruntime-gpu sees a GPU, else CPU."""
     intra_op_threads: int = Field(default=1, ge=0)

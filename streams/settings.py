@@ -172,6 +172,10 @@ class WorkerSettings(Section):
 class ScoringSettings(Section):
     """How the worker scores, blends and decides."""
 
+    # `STREAMSCORE_SCORING__*` is shared with the model side's scoring section
+    # (models.settings.ScoringSettings): each side ignores the other's variables.
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="ignore", frozen=True)
+
     review_threshold: float = Field(default=0.5, ge=0, le=1)
     """Blended scores at or above this are `review` (below: `approve`)."""
     decline_threshold: float = Field(default=0.9, ge=0, le=1)

@@ -27,6 +27,17 @@ def test_nested_environment_variables_configure_sections(
     assert s.topics.partitions_of(s.topics.model_updates) == 1
 
 
+def test_both_sides_read_the_shared_scoring_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.settings import ModelsSettings
+
+    monkeypatch.setenv("STREAMSCORE_SCORING__MODEL_WAIT_S", "0")
+    monkeypatch.setenv("STREAMSCORE_SCORING__BLEND_W_DEEP", "0.7")
+    monkeypatch.setenv("STREAMSCORE_SCORING__PROVIDER", "cpu")
+    streams, models = StreamsSettings(), ModelsSettings()
+    assert streams.scoring.model_wait_s == 0 and streams.scoring.blend_w_deep == 0.7
+    assert models.scoring.provider == "cpu"
+
+
 def test_sasl_password_never_shows_in_repr_or_dump(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
