@@ -105,6 +105,9 @@ async def _drive(harness: Harness, conn: KafkaConnection) -> tuple[Accounting, l
     frame = normalize(
         simulate_frame(SimulationConfig(n_customers=100, n_terminals=200, days=10, seed=3))
     )
+    # Malformed records first: the dead-letter series then exists for the whole replay
+    # and every scrape sees it (sent last, it could appear in one scrape only).
+    await _publish_raw(conn, topics.transactions.name, MALFORMED)
     await replay(
         conn,
         frame,
@@ -115,7 +118,6 @@ async def _drive(harness: Harness, conn: KafkaConnection) -> tuple[Accounting, l
             speed=50_000.0,  # ten days in about 17 seconds: many scrapes see it
         ),
     )
-    await _publish_raw(conn, topics.transactions.name, MALFORMED)
     accounting = Accounting(expected=set(frame["transaction_id"]), want_predictions=False)
     bad = 0
     snapshots: list[Any] = []
