@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import numpy.typing as npt
 
 from models.promotion import PromotionRule, ShadowLedger, Verdict
@@ -83,8 +84,8 @@ class ModelLifecycle:
     """Drives a worker's :class:`~models.slots.ModelSlots` from updates and matured labels.
 
     Call :meth:`handle` for each update, :meth:`record` after scoring a batch that
-    had a challenger, :meth:`label` for each matured label, and :meth:`judge` now
-    and then (e.g. after each batch of labels).
+    had a challenger, :meth:`matured` (or :meth:`label`) for matured labels, and
+    :meth:`judge` now and then (e.g. after each batch of labels).
     """
 
     def __init__(
@@ -101,6 +102,9 @@ class ModelLifecycle:
         self.options = options or VerifyOptions()
         self.rule = rule or PromotionRule()
         self.ledger: ShadowLedger | None = None
+        #: End of the challenger's training window (epoch seconds): a matured label of a
+        #: later transaction is one neither model learned, so both may be judged on it.
+        self.unseen_after: float | None = None
 
     def start(self) -> LifecycleEvent:
         """Load the registry's champion (at worker start-up)."""
@@ -157,6 +161,8 @@ class ModelLifecycle:
                 )
             self.slots.stage(verified.scorer)
             self.ledger = ShadowLedger(state.champion_version or "", version)
+            window = verified.manifest.training_window
+            self.unseen_after = None if window is None else window.end.timestamp()
             return self._event("staged", version, timings=verified.timings)
         if update.action == "promote":
             if version == state.champion_version:
@@ -194,6 +200,47 @@ class ModelLifecycle:
         """Join one matured label to the shadow ledger."""
         if self.ledger is not None:
             self.ledger.label(transaction_id, is_fraud)
+
+    def matured(
+        self,
+        transaction_ids: Sequence[str],
+        features: npt.NDArray[np.float32],
+        is_fraud: Sequence[bool],
+        event_times: Sequence[float],
+    ) -> int:
+        """Join matured labels with their feature vectors; return how many were judged.
+
+        A label of a shadow-scored transaction joins the scores recorded live. A label
+        of a transaction scored before the challenger arrived, but after its training
+        window ended, is scored now by both models from the feature vector the
+        champion was given (rows ``features``, in the contract's order): neither model
+        learned it, so it is fair evidence, and a daily candidate can be judged within
+        hours of event time instead of a label delay after it arrived.
+        """
+        ledger = self.ledger
+        if ledger is None:
+            return 0
+        judged = 0
+        backfill: list[int] = []
+        for i, (tx, fraud) in enumerate(zip(transaction_ids, is_fraud, strict=True)):
+            if ledger.label(tx, fraud):
+                judged += 1
+            elif self.unseen_after is not None and event_times[i] > self.unseen_after:
+                backfill.append(i)
+        state = self.slots.snapshot()
+        if (
+            not backfill
+            or state.champion is None
+            or state.challenger is None
+            or state.challenger_version != ledger.challenger_version
+        ):
+            return judged
+        rows = np.asarray(features, dtype=np.float32)[backfill]
+        champion = np.asarray(state.champion.score_batch(rows), dtype=np.float64).ravel()
+        challenger = np.asarray(state.challenger.score_batch(rows), dtype=np.float64).ravel()
+        for j, i in enumerate(backfill):
+            ledger.add_matured(bool(is_fraud[i]), float(champion[j]), float(challenger[j]))
+        return judged + len(backfill)
 
     def judge(self) -> LifecycleEvent | None:
         """Apply the promotion rule; promote or reject the challenger once it decides."""

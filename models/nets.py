@@ -12,6 +12,7 @@ imports this module.
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,10 @@ __all__ = [
     "RawFeatureNet",
     "SequenceNet",
     "TrainResult",
+    "ffnn_weights",
+    "finetune_ffnn",
     "heavy_tailed",
+    "load_ffnn",
     "train_ffnn",
     "train_sequence",
     "torch_threads",
@@ -144,6 +148,7 @@ class FraudNet(RawFeatureNet):
         log_columns: Sequence[int] = (),
     ) -> None:
         super().__init__(n_features, log_columns)
+        self.dropout = dropout
         layers: list[nn.Module] = []
         width = n_features
         for size in hidden:
@@ -249,8 +254,15 @@ def _fit(
     class_weight: Literal["balanced"] | float | None,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    standardize: bool = True,
+    select_best: bool = True,
 ) -> TrainResult:
-    """Train ``model`` (which has ``logits``) with Adam and early stopping on val loss."""
+    """Train ``model`` (which has ``logits``) with Adam and early stopping on val loss.
+
+    ``standardize=False`` keeps the model's stored standardization (fine-tuning: the
+    weights were learned on that scale). ``select_best=False`` runs every epoch and
+    keeps the last weights (the validation loss is then only reported).
+    """
     X = np.asarray(X, dtype=np.float32)
     yb = np.asarray(y).astype(bool)
     if X_val is None:
@@ -266,7 +278,8 @@ def _fit(
     pos_weight = torch.tensor(_pos_weight(yb, class_weight))
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     generator = torch.Generator().manual_seed(seed)
-    model.set_standardization(X)
+    if standardize:
+        model.set_standardization(X)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     xt, yt = torch.from_numpy(X), torch.from_numpy(yb.astype(np.float32)).reshape(-1, 1)
     xv, yvt = torch.from_numpy(X_val), torch.from_numpy(yv.astype(np.float32)).reshape(-1, 1)
@@ -290,7 +303,9 @@ def _fit(
         logger.debug("epoch %d train %.5f val %.5f", epoch, history[-1][0], val_loss)
         if on_epoch is not None:
             on_epoch(epoch, history[-1][0], val_loss)
-        if val_loss < best_loss - 1e-6:
+        if not select_best:
+            best_loss, best_epoch = val_loss, epoch
+        elif val_loss < best_loss - 1e-6:
             best_state, best_loss, best_epoch, since_best = (
                 copy.deepcopy(model.state_dict()),
                 val_loss,
@@ -383,6 +398,118 @@ def train_ffnn(
             seed=seed,
             on_epoch=on_epoch,
         )
+
+
+def finetune_ffnn(
+    model: FraudNet,
+    X: npt.NDArray[np.floating],
+    y: npt.ArrayLike,
+    *,
+    epochs: int = 1,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-5,
+    class_weight: Literal["balanced"] | float | None = None,
+    seed: int = 0,
+    num_threads: int | None = 1,
+    on_epoch: EpochCallback | None = None,
+    report_fraction: float = 0.2,
+) -> TrainResult:
+    """Continue training a copy of ``model`` for ``epochs`` on every row of ``X``.
+
+    The warm start of the daily retrain: the weights and the stored standardization
+    of ``model`` are kept (the weights were learned on that scale), a fresh Adam runs
+    ``epochs`` passes over all rows, newest included, and the last weights are
+    returned. Nothing is held out: the loss on the newest ``report_fraction`` of the
+    rows is reported per epoch (in-sample) for progress only. ``model`` is unchanged.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(600, 4)).astype(np.float32)
+    >>> y = X[:, 0] > 1.0
+    >>> base = train_ffnn(X, y, hidden=(8,), epochs=3, seed=1).model
+    >>> tuned = finetune_ffnn(base, X, y, epochs=2, seed=1)
+    >>> len(tuned.history), tuned.best_epoch, bool(torch.equal(tuned.model.mean, base.mean))
+    (2, 1, True)
+    """
+    X = np.asarray(X, dtype=np.float32)
+    yb = np.asarray(y).astype(bool)
+    n_report = max(1, int(math.ceil(len(X) * report_fraction)))
+    with torch_threads(num_threads):
+        torch.manual_seed(seed)
+        return _fit(
+            copy.deepcopy(model),
+            X,
+            yb,
+            X_val=X[-n_report:],
+            y_val=yb[-n_report:],
+            val_fraction=report_fraction,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=epochs + 1,
+            class_weight=class_weight,
+            seed=seed,
+            on_epoch=on_epoch,
+            standardize=False,
+            select_best=False,
+        )
+
+
+_DROPOUT_KEY = "__dropout__"
+
+
+def ffnn_weights(model: FraudNet) -> bytes:
+    """The parameters and buffers of ``model`` as an ``.npz`` archive (plain arrays).
+
+    Stored beside the ONNX file so the trainer can warm-start from a published model;
+    :func:`load_ffnn` reads it back without unpickling anything.
+    """
+    arrays = {name: t.detach().cpu().numpy() for name, t in model.state_dict().items()}
+    arrays[_DROPOUT_KEY] = np.asarray(model.dropout, dtype=np.float64)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_ffnn(data: bytes) -> FraudNet:
+    """Rebuild the :class:`FraudNet` whose :func:`ffnn_weights` are ``data`` (eval mode).
+
+    Raises
+    ------
+    ValueError
+        Not such an archive, or its arrays do not make a feed-forward network.
+
+    Examples
+    --------
+    >>> net = FraudNet(3, hidden=(4,), log_columns=(0,)).eval()
+    >>> again = load_ffnn(ffnn_weights(net))
+    >>> x = torch.rand(2, 3)
+    >>> bool(torch.equal(net(x), again(x))), again.dropout
+    (True, 0.1)
+    """
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        dropout = float(arrays.pop(_DROPOUT_KEY))
+        linear = sorted(
+            (k for k in arrays if k.startswith("body.") and k.endswith(".weight")),
+            key=lambda k: int(k.split(".")[1]),
+        )
+        shapes = [arrays[k].shape for k in linear]
+        log_columns = tuple(int(i) for i in np.flatnonzero(arrays["log_mask"]))
+        net = FraudNet(
+            int(shapes[0][1]),
+            hidden=tuple(int(s[0]) for s in shapes[:-1]),
+            dropout=dropout,
+            log_columns=log_columns,
+        )
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+    except (OSError, KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"not the weights of a feed-forward network: {exc}") from None
+    return net.eval()
 
 
 def train_sequence(

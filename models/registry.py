@@ -33,7 +33,8 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -94,6 +95,8 @@ class Pointers:
     champion: str | None = None
     previous: str | None = None
     history: tuple[str, ...] = ()
+    updated_time: datetime | None = field(default=None, compare=False)
+    """When the pointers were last written (``None`` before the first write)."""
 
     def promoted(self, version: str) -> Pointers:
         """The pointers after ``version`` becomes champion."""
@@ -331,10 +334,12 @@ class Registry:
             raw = json.loads(self._pointer_path().read_bytes())
         except FileNotFoundError:
             return Pointers()
+        updated = raw.get("updated_time")
         return Pointers(
             champion=raw.get("champion"),
             previous=raw.get("previous"),
             history=tuple(raw.get("history", ())),
+            updated_time=datetime.fromisoformat(updated) if isinstance(updated, str) else None,
         )
 
     def champion(self) -> SignedManifest | None:

@@ -65,7 +65,7 @@ class TrainerSettings(Section):
     schedule: Literal["event_time", "wall_clock", "requests"] = "event_time"
     """When to train besides retrain requests: every `every_days` of labeled-example
     event time, every `every_s` wall-clock seconds, or only on requests."""
-    every_days: float = Field(default=7.0, gt=0)
+    every_days: float = Field(default=1.0, gt=0)
     """Event-time period of the `event_time` schedule (days)."""
     every_s: float = Field(default=86_400.0, gt=0)
     """Wall-clock period of the `wall_clock` schedule (seconds)."""
@@ -92,6 +92,10 @@ class TrainerSettings(Section):
     positive_weight: float = Field(default=1.0, gt=0)
     """Loss weight of fraud examples; 1 keeps the scores calibrated probabilities,
     which the decision thresholds and the blend assume."""
+    finetune_epochs: int = Field(default=1, ge=0)
+    """Scheduled runs fine-tune the champion's weights for this many epochs on the
+    whole window (no hold-out; workers judge the result on unseen matured labels).
+    0, a retrain request, or a champion without published weights: train from scratch."""
     log_inputs: bool = True
     """Amount and count features enter the network as log1p (inside the ONNX graph)."""
     publish_rule: Literal["not_worse", "always"] = "not_worse"

@@ -15,6 +15,11 @@ Pure: labeled examples in, an ONNX model and its manifest fields out; the caller
 ``publish`` says whether the rule lets the candidate out: with ``not_worse`` it is
 published unless the held-out labels show it worse than the champion (while they
 are too few to judge, it is published and the shadow run decides).
+
+A *warm start* (``init``, the champion's network) replaces steps 1-2 and 4: the
+champion's weights are fine-tuned on the whole window, newest labels included, and
+the workers judge the result (see :func:`train_candidate`). The model study found a
+daily one-epoch fine-tune the best schedule (docs/modeling.md).
 """
 
 from __future__ import annotations
@@ -32,7 +37,15 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.export import OPSET, check_parity, export_onnx
-from models.nets import EpochCallback, heavy_tailed, train_ffnn
+from models.nets import (
+    EpochCallback,
+    FraudNet,
+    TrainResult,
+    ffnn_weights,
+    finetune_ffnn,
+    heavy_tailed,
+    train_ffnn,
+)
 from models.promotion import PromotionRule, Verdict, judge
 from models.protocols import Scorer
 from models.scoreboard import average_precision, card_precision_at_k, roc_auc
@@ -42,6 +55,7 @@ from models.settings import PromotionSettings, TrainerSettings
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "WEIGHTS_FILE",
     "LabeledData",
     "TrainerConfig",
     "TrainingRun",
@@ -50,6 +64,10 @@ __all__ = [
 ]
 
 PhaseCallback = Callable[[str], None]
+
+WEIGHTS_FILE = "weights.npz"
+"""The torch weights published beside the ONNX file (:func:`models.nets.ffnn_weights`):
+what a warm-started run fine-tunes. Workers never read it."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class TrainerConfig:
     min_examples: int = 1000
     golden_rows: int = 32
     publish_rule: Literal["not_worse", "always"] = "not_worse"
+    finetune_epochs: int = 1
     rule: PromotionRule = field(default_factory=PromotionRule)
 
     @classmethod
@@ -87,6 +106,7 @@ class TrainerConfig:
             eval_days=trainer.eval_days,
             min_examples=trainer.min_examples,
             publish_rule=trainer.publish_rule,
+            finetune_epochs=trainer.finetune_epochs,
             rule=PromotionRule.from_settings(promotion),
         )
 
@@ -154,6 +174,8 @@ class TrainingRun:
     parent_version: str | None
     model: bytes
     """The ONNX model."""
+    weights: bytes
+    """Its torch weights (:data:`WEIGHTS_FILE`), for the next warm start."""
     manifest_fields: dict[str, Any]
     """Fields for :meth:`models.registry.Registry.publish`."""
     metrics: dict[str, float]
@@ -168,6 +190,8 @@ class TrainingRun:
     best_epoch: int
     n_train: int
     n_eval: int
+    mode: Literal["scratch", "finetune"] = "scratch"
+    """Trained from scratch with a held-out comparison, or fine-tuned from the champion."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per phase: ``train``, ``export``, ``evaluate``."""
 
@@ -213,6 +237,7 @@ def train_candidate(
     version: str | None = None,
     champion: Scorer | None = None,
     champion_trained_until: datetime | None = None,
+    init: FraudNet | None = None,
     on_epoch: EpochCallback | None = None,
     on_phase: PhaseCallback | None = None,
 ) -> TrainingRun:
@@ -221,6 +246,14 @@ def train_candidate(
     ``champion_trained_until`` is the end of the champion's training window: held-out
     labels before it are left out of the comparison, because the champion learned
     them (judged on its own training data, any champion looks better than it is).
+
+    With ``init`` (the champion's network) the run is a warm start instead: a copy of
+    ``init`` is fine-tuned for ``config.finetune_epochs`` on the *whole* window, the
+    newest labels included (freshness is the point of a daily fine-tune), so nothing
+    is held out and the trainer passes no verdict: the candidate is published and the
+    workers judge it against the champion on matured labels that neither model has
+    learned (see :class:`models.lifecycle.ModelLifecycle`). The last ``eval_days`` of
+    the window still serve the ONNX parity check and the golden set.
 
     Raises
     ------
@@ -235,7 +268,15 @@ def train_candidate(
     start, end = float(data.event_time[0]), float(data.event_time[-1])
     eval_start = end - config.eval_days * 86_400.0
     held_out = data.event_time >= eval_start
-    train, test = data.take(~held_out), data.take(held_out)
+    if init is not None:
+        if init.n_features != len(data.feature_names):
+            raise ValueError(
+                f"the network to fine-tune takes {init.n_features} features, "
+                f"the examples have {len(data.feature_names)}"
+            )
+        train, test = data, data.take(held_out)
+    else:
+        train, test = data.take(~held_out), data.take(held_out)
     if len(train) == 0 or len(test) == 0:
         raise ValueError("the window is shorter than eval_days: nothing left to train or test")
     version = version or new_version(_utc(end))
@@ -243,21 +284,9 @@ def train_candidate(
 
     phase("train")
     clock = time.perf_counter()
-    result = train_ffnn(
-        train.X,
-        train.y,
-        hidden=config.hidden,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        patience=config.patience,
-        seed=config.seed,
-        num_threads=config.threads,
-        on_epoch=on_epoch,
-        class_weight=config.positive_weight,
-        log_columns=heavy_tailed(data.feature_names) if config.log_inputs else (),
-    )
+    result = _train(train, config, init, on_epoch)
     timings["train"] = time.perf_counter() - clock
+    assert isinstance(result.model, FraudNet)
 
     phase("export")
     clock = time.perf_counter()
@@ -269,20 +298,23 @@ def train_candidate(
     clock = time.perf_counter()
     scorer = OnnxScorer(model, feature_names=data.feature_names, provider="cpu")
     candidate_scores = scorer.score_batch(test.X).astype(np.float64)
-    metrics = _metrics(test, candidate_scores)
+    # A fine-tuned candidate learned the held-out rows: no metrics, no verdict.
+    metrics = {} if init is not None else _metrics(test, candidate_scores)
     metrics["parity_max_abs_diff"] = parity
     verdict: Verdict | None = None
     unseen = np.ones(len(test), dtype=bool)
     if champion_trained_until is not None:
         unseen = test.event_time >= champion_trained_until.timestamp()
-    if champion is not None and unseen.any():
+    if champion is not None and unseen.any() and init is None:
         fair = test.take(unseen)
         champion_scores = champion.score_batch(fair.X).astype(np.float64)
         metrics.update(_metrics(fair, champion_scores, prefix="champion_"))
         verdict = judge(config.rule, fair.y, champion_scores, candidate_scores[unseen])
     timings["evaluate"] = time.perf_counter() - clock
 
-    if config.publish_rule == "always":
+    if init is not None:
+        publish, why = True, "fine-tuned on the whole window; workers judge it on unseen labels"
+    elif config.publish_rule == "always":
         publish, why = True, "publish rule: always"
     elif verdict is None and champion is not None:
         publish, why = True, "the champion learned every held-out label; shadow decides"
@@ -309,7 +341,7 @@ def train_candidate(
             "end": _utc(end),
             "examples": len(data),
             "positives": int(data.y.sum()),
-            "eval_start": _utc(float(test.event_time[0])),
+            "eval_start": None if init is not None else _utc(float(test.event_time[0])),
         },
         "metrics": {k: round(v, 6) for k, v in metrics.items() if np.isfinite(v)},
         "parent_version": None if champion is None else champion.version,
@@ -327,6 +359,7 @@ def train_candidate(
         version=version,
         parent_version=fields["parent_version"],
         model=model,
+        weights=ffnn_weights(result.model),
         manifest_fields=fields,
         metrics=metrics,
         verdict=verdict,
@@ -335,6 +368,39 @@ def train_candidate(
         history=result.history,
         best_epoch=result.best_epoch,
         n_train=len(train),
-        n_eval=len(test),
+        n_eval=0 if init is not None else len(test),
+        mode="scratch" if init is None else "finetune",
         timings=timings,
+    )
+
+
+def _train(
+    train: LabeledData, config: TrainerConfig, init: FraudNet | None, on_epoch: EpochCallback | None
+) -> TrainResult:
+    if init is not None:
+        return finetune_ffnn(
+            init,
+            train.X,
+            train.y,
+            epochs=config.finetune_epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            class_weight=config.positive_weight,
+            seed=config.seed,
+            num_threads=config.threads,
+            on_epoch=on_epoch,
+        )
+    return train_ffnn(
+        train.X,
+        train.y,
+        hidden=config.hidden,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        patience=config.patience,
+        seed=config.seed,
+        num_threads=config.threads,
+        on_epoch=on_epoch,
+        class_weight=config.positive_weight,
+        log_columns=heavy_tailed(train.feature_names) if config.log_inputs else (),
     )

@@ -60,7 +60,15 @@ from models.signing import SignatureError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureContract", "UpdateLike", "Verified", "VerifyOptions", "verify", "verify_version"]
+__all__ = [
+    "FeatureContract",
+    "UpdateLike",
+    "Verified",
+    "VerifyOptions",
+    "read_verified_file",
+    "verify",
+    "verify_version",
+]
 
 
 @dataclass(frozen=True)
@@ -237,21 +245,33 @@ def _read_files(manifest: Manifest, registry: Registry, limit: int) -> dict[str,
             raise Rejected(
                 RejectReason.SIZE_LIMIT, f"{name} declares {entry.size} bytes > limit {limit}"
             )
-    folder = registry.artifact_dir(manifest.sha256)
-    blobs: dict[str, bytes] = {}
-    for name, entry in manifest.files.items():
-        data = _read_bounded(folder / name, limit)
-        if len(data) != entry.size:
-            raise Rejected(
-                RejectReason.HASH_MISMATCH, f"{name}: {len(data)} bytes, manifest says {entry.size}"
-            )
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry.sha256:
-            raise Rejected(
-                RejectReason.HASH_MISMATCH, f"{name}: sha256 {digest}, manifest says {entry.sha256}"
-            )
-        blobs[name] = data
-    return blobs
+    return {name: read_verified_file(manifest, registry, name, limit) for name in manifest.files}
+
+
+def read_verified_file(
+    manifest: Manifest, registry: Registry, name: str, limit: int = 1 << 28
+) -> bytes:
+    """The bytes of one file of a (signature-checked) manifest, size and sha256 checked.
+
+    Raises
+    ------
+    Rejected
+        The manifest lists no such file, or the stored bytes differ from its entry.
+    """
+    entry = manifest.files.get(name)
+    if entry is None:
+        raise Rejected(RejectReason.BAD_MANIFEST, f"the manifest lists no file {name!r}")
+    data = _read_bounded(registry.artifact_dir(manifest.sha256) / name, limit)
+    if len(data) != entry.size:
+        raise Rejected(
+            RejectReason.HASH_MISMATCH, f"{name}: {len(data)} bytes, manifest says {entry.size}"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.sha256:
+        raise Rejected(
+            RejectReason.HASH_MISMATCH, f"{name}: sha256 {digest}, manifest says {entry.sha256}"
+        )
+    return data
 
 
 def _read_bounded(path: os.PathLike[str], limit: int) -> bytes:

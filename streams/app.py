@@ -363,10 +363,10 @@ class StreamWorker:
             metrics.observe_batch("labels", len(messages), len(applied.labels), applied.dead)
             outputs.extend(self._entries(applied.writes))
             outputs.extend(applied.outputs)
-            self.served.on_labels([(lb.transaction_id, lb.is_fraud) for _, lb in applied.labels])
             joined = self.join.on_labels(applied.labels)
             outputs.extend(self._entries(joined.writes))
             outputs.extend(joined.outputs)
+            self.served.on_examples(joined.examples)
             done.extend(messages)
         else:
             now = time.monotonic()
@@ -442,6 +442,7 @@ class StreamWorker:
             remembered = self.join.remember(scored)
             outputs.extend(self._entries(remembered.writes))
             outputs.extend(remembered.outputs)
+            self.served.on_examples(remembered.examples)
             for partition in {r.partition for r in result.rows}:
                 mark = self.terminals.watermarks.get(partition)
                 if mark is not None:

@@ -64,7 +64,7 @@ def train(
     warm-up before the window, or from a precomputed file. The last
     STREAMSCORE_TRAINER__EVAL_DAYS days are held out and compared with the champion.
     """
-    from models.trainer import LabeledData, TrainerConfig, train_candidate
+    from models.trainer import WEIGHTS_FILE, LabeledData, TrainerConfig, train_candidate
     from models.training_data import WARMUP, featurize, join_features, labeled_frame
     from producers.frames import load_transactions
     from producers.simulation.emit import parse_duration
@@ -106,7 +106,9 @@ def train(
         )
     published, promoted = None, False
     if run.publish:
-        published = registry.publish(run.model, run.manifest_fields)
+        published = registry.publish(
+            run.model, run.manifest_fields, extra_files={WEIGHTS_FILE: run.weights}
+        )
         if promote or (promote is None and registry.pointers().champion is None):
             registry.promote(run.version)
             promoted = True

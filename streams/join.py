@@ -42,6 +42,8 @@ class JoinResult:
     outputs: list[Output] = field(default_factory=list)
     writes: list[StateWrite] = field(default_factory=list)
     joined: int = 0
+    examples: list[LabeledExample] = field(default_factory=list)
+    """The examples joined by this call (also encoded in ``outputs``)."""
 
 
 class LabelJoin:
@@ -167,6 +169,7 @@ class LabelJoin:
             online_score=online,  # type: ignore[arg-type]
             model_versions=dict(versions),  # type: ignore[call-overload]
         )
+        result.examples.append(example)
         result.outputs.append(
             Output(
                 self.config.labeled_examples_topic,

@@ -3,7 +3,9 @@
 Deep models go through :class:`models.lifecycle.ModelLifecycle`: every model is
 verified before it is loaded (signature, hashes, ONNX checks, feature contract, golden
 set, warm-up), a newly published model scores in shadow as challenger until enough
-labels have matured for the promotion rule, and the previous champion stays loaded
+labels have matured for the promotion rule (labels of transactions it scored live,
+and of transactions newer than its training window that the champion scored before
+it arrived), and the previous champion stays loaded
 for an instant rollback. Online snapshots (plain numbers, signed) replace the online
 model directly. After each change the scoring stage gets one new
 :class:`~streams.scoring.ModelSet`: a batch is always scored by one set of versions.
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+
+import numpy as np
 
 from models.features import FEATURE_NAMES
 from models.lifecycle import LifecycleEvent, ModelLifecycle
@@ -26,7 +31,7 @@ from models.signing import load_keys
 from models.slots import ModelSlots
 from models.verify import FeatureContract, VerifyOptions
 from streams import metrics
-from streams.events import ModelUpdate, ModelUpdateAction
+from streams.events import LabeledExample, ModelUpdate, ModelUpdateAction
 from streams.scoring import Scored, ScoreStage
 from streams.terminal import FEATURE_SET
 
@@ -103,12 +108,23 @@ class ServedModels:
         ids = [r.enriched.transaction.transaction_id for r in scored.rows]
         self.lifecycle.record(ids, scored.deep, scored.challenger, challenger)
 
-    def on_labels(self, labels: list[tuple[str, bool]]) -> None:
-        """Feed matured labels to the shadow judge; apply its verdict."""
-        if self.lifecycle.ledger is None:
+    def on_examples(self, examples: Sequence[LabeledExample]) -> None:
+        """Feed matured labels, with the features they were scored on, to the shadow
+        judge (see :meth:`models.lifecycle.ModelLifecycle.matured`); apply its verdict."""
+        if self.lifecycle.ledger is None or not examples:
             return
-        for transaction_id, is_fraud in labels:
-            self.lifecycle.label(transaction_id, is_fraud)
+        try:
+            self.lifecycle.matured(
+                [ex.transaction_id for ex in examples],
+                np.asarray([ex.values for ex in examples], dtype=np.float32),
+                [ex.is_fraud for ex in examples],
+                [ex.event_time.timestamp() for ex in examples],
+            )
+        except (ValueError, RuntimeError) as exc:  # onnxruntime errors are RuntimeErrors
+            logger.warning("shadow judge could not score matured labels: %s", exc)
+        self._judge()
+
+    def _judge(self) -> None:
         event = self.lifecycle.judge()
         if event is None:
             return

@@ -80,10 +80,15 @@ def run_summary(
     head.add_column()
     head.add_row("version", run.version + (f"  (trigger: {trigger})" if trigger else ""))
     head.add_row("parent", run.parent_version or champion_note or "-")
+    finetune = run.mode == "finetune"
     head.add_row(
         "window",
-        f"{_day(window['start'])} .. {_day(window['end'])}, held out from "
-        f"{_day(window['eval_start'])}",
+        f"{_day(window['start'])} .. {_day(window['end'])}, "
+        + (
+            f"fine-tuned from {run.parent_version}, nothing held out"
+            if finetune
+            else f"held out from {_day(window['eval_start'])}"
+        ),
     )
     head.add_row(
         "examples",
@@ -94,7 +99,9 @@ def run_summary(
     best = run.history[run.best_epoch] if run.history else (math.nan, math.nan)
     head.add_row(
         "epochs",
-        f"{len(run.history)} run, best {run.best_epoch + 1}: val loss {best[1]:.4f} "
+        f"{len(run.history)} run, newest rows' loss {last[1]:.4f} (in-sample)"
+        if finetune
+        else f"{len(run.history)} run, best {run.best_epoch + 1}: val loss {best[1]:.4f} "
         f"(last: loss {last[0]:.4f}, val {last[1]:.4f})",
     )
     head.add_row(

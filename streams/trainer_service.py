@@ -3,12 +3,15 @@
 It reads ``labeled-examples`` from the beginning into a sliding window of event time
 and ``model-updates`` for retrain requests. A run starts when the schedule is due
 (every ``every_days`` of labeled-example event time, or every ``every_s`` wall
-seconds) or when a retrain request newer than the last publication arrives. A run
-trains on the window (:func:`models.trainer.train_candidate`), compares with the
-registry's champion on the held-out days, and — if the publish rule allows —
-publishes to the registry and sends a ``publish`` update. The very first model
-becomes champion at once (there is nothing to shadow it against) and a ``promote``
-update follows.
+seconds) or when a retrain request newer than the last publication arrives. A
+scheduled run fine-tunes the champion's published weights on the whole window
+(``finetune_epochs``; workers judge the result); a retrain request, or a champion
+without weights, trains from scratch (:func:`models.trainer.train_candidate`),
+compares with the registry's champion on the held-out days and — if the publish rule
+allows — publishes. Each publication goes to the registry with its torch weights and
+as a ``publish`` update. The very first model becomes champion at once (there is
+nothing to shadow it against) and a ``promote`` update follows. ``promote`` updates
+from the workers' shadow judges move the registry's champion pointer.
 
 Restarts are stateless: the schedule restarts from the training window end of the
 newest published model, so a restarted trainer does not redo past runs.
@@ -25,13 +28,19 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.manifest import Manifest
-from models.nets import EpochCallback
-from models.registry import Registry
+from models.nets import EpochCallback, FraudNet, load_ffnn
+from models.registry import Registry, RegistryError
 from models.rejections import Rejected
 from models.settings import TrainerSettings
-from models.trainer import TrainerConfig, TrainingRun, train_candidate
+from models.trainer import WEIGHTS_FILE, TrainerConfig, TrainingRun, train_candidate
 from models.trainer_window import ExampleWindow, TrainingSchedule
-from models.verify import FeatureContract, Verified, VerifyOptions, verify_version
+from models.verify import (
+    FeatureContract,
+    Verified,
+    VerifyOptions,
+    read_verified_file,
+    verify_version,
+)
 from streams.codec import EventDecodeError, decode
 from streams.events import LabeledExample, ModelUpdate, ModelUpdateAction
 from streams.kafka import KafkaConnection
@@ -223,13 +232,53 @@ class TrainerService:
                 update = decode(ModelUpdate, value)
             except EventDecodeError:
                 continue
-            if (
+            if update.action == ModelUpdateAction.PROMOTE:
+                self._follow_promotion(update)
+            elif (
                 update.action == ModelUpdateAction.RETRAIN_REQUEST
                 and update.model_name == self.contract.model_name
                 and (self._last_publication is None or update.issued_time > self._last_publication)
             ):
                 logger.info("retrain requested: %s", update.reason or "no reason given")
                 self._request = update
+
+    def _follow_promotion(self, update: ModelUpdate) -> None:
+        """Point the registry's champion at a model a worker's shadow judge promoted.
+
+        The registry is what a restarted worker loads and what the next run compares
+        with and fine-tunes, so it follows the judges. Only promotions issued after
+        the pointers were last written count: replaying the topic from the start
+        never undoes a later promotion or an operator's rollback.
+        """
+        if update.model_name != self.contract.model_name or update.version is None:
+            return
+        pointers = self.registry.pointers()
+        if update.version == pointers.champion:
+            return
+        if pointers.updated_time is not None and update.issued_time <= pointers.updated_time:
+            return
+        try:
+            self.registry.promote(update.version)
+        except RegistryError as exc:
+            logger.warning("cannot follow the promotion of %s: %s", update.version, exc)
+            return
+        logger.info(
+            "registry champion follows a promotion",
+            extra={"model_version": update.version, "detail": update.reason or ""},
+        )
+
+    def _champion_net(self, champion: Verified, outcome: RunOutcome) -> FraudNet | None:
+        """The champion's torch network, to fine-tune; ``None`` (train from scratch) if
+        it published no weights or they fail their check."""
+        if WEIGHTS_FILE not in champion.manifest.files:
+            outcome.champion_note = f"champion {champion.version} has no weights: from scratch"
+            return None
+        try:
+            return load_ffnn(read_verified_file(champion.manifest, self.registry, WEIGHTS_FILE))
+        except (Rejected, ValueError) as exc:
+            outcome.champion_note = f"weights of {champion.version} unusable ({exc}): from scratch"
+            logger.warning(outcome.champion_note)
+            return None
 
     def _trigger(self) -> str | None:
         # A request waits until the examples that existed at start-up are read.
@@ -269,6 +318,10 @@ class TrainerService:
             return outcome
         champion = self._champion(outcome)
         window = None if champion is None else champion.manifest.training_window
+        # Scheduled runs fine-tune the champion; a retrain request (drift) starts afresh.
+        init = None
+        if champion is not None and trigger == "schedule" and self.config.finetune_epochs > 0:
+            init = self._champion_net(champion, outcome)
         try:
             run = train_candidate(
                 data,
@@ -276,6 +329,7 @@ class TrainerService:
                 model_name=self.contract.model_name,
                 champion=None if champion is None else champion.scorer,
                 champion_trained_until=None if window is None else window.end,
+                init=init,
                 on_epoch=self.on_epoch,
                 on_phase=self.on_phase,
             )
@@ -285,7 +339,9 @@ class TrainerService:
             return outcome
         outcome.run = run
         if run.publish:
-            outcome.published = self.registry.publish(run.model, run.manifest_fields)
+            outcome.published = self.registry.publish(
+                run.model, run.manifest_fields, extra_files={WEIGHTS_FILE: run.weights}
+            )
             self._last_publication = outcome.published.created_time
             if self.registry.pointers().champion is None:
                 self.registry.promote(run.version)

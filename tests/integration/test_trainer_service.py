@@ -16,7 +16,7 @@ from models.promotion import PromotionRule
 from models.registry import Registry
 from models.settings import TrainerSettings
 from models.slots import ModelSlots
-from models.trainer import TrainerConfig
+from models.trainer import WEIGHTS_FILE, TrainerConfig
 from models.verify import FeatureContract, VerifyOptions, verify
 from streams.codec import encode, encode_key
 from streams.events import LabeledExample, ModelUpdate, ModelUpdateAction
@@ -115,7 +115,12 @@ def test_trainer_publishes_on_schedule_and_on_request(
         sum(ex.event_time <= end for ex in produced) for end in ends
     ]
     assert runs[0].promoted and not runs[1].promoted and runs[1].run is not None
-    assert runs[1].run.verdict is not None and runs[1].run.parent_version == versions[0]
+    # The first run trains from scratch; scheduled runs after it fine-tune the champion's
+    # published weights on the whole window and leave the verdict to the workers.
+    assert runs[0].run is not None and runs[0].run.mode == "scratch"
+    assert runs[1].run.mode == "finetune" and runs[1].run.verdict is None
+    assert runs[1].run.parent_version == versions[0] and runs[1].run.n_eval == 0
+    assert all(m is not None and WEIGHTS_FILE in m.files for m in published)
     assert registry.pointers().champion == versions[0]
 
     sent = asyncio.run(read_updates(kafka_conn, updates))
@@ -134,15 +139,28 @@ def test_trainer_publishes_on_schedule_and_on_request(
     assert outcomes == ["installed", "ignored", "staged", "staged"]
     assert lifecycle.slots.snapshot().challenger_version == versions[2]
 
-    # A restarted trainer does not redo past runs; a retrain request makes it train.
+    # A worker's shadow judge promotes the last one; a restarted trainer moves the
+    # registry's champion to it (older promotions replayed from the topic do not undo
+    # it), does not redo past runs, and trains from scratch on a retrain request.
+    judged = ModelUpdate(
+        model_name="deep",
+        action=ModelUpdateAction.PROMOTE,
+        version=versions[2],
+        reason="shadow judge",
+        issued_time=datetime.now(UTC),
+    )
     request = ModelUpdate(
         model_name="deep",
         action=ModelUpdateAction.RETRAIN_REQUEST,
         reason="drift on amount",
         issued_time=datetime.now(UTC),
     )
-    asyncio.run(send_updates(kafka_conn, updates, [request]))
+    asyncio.run(send_updates(kafka_conn, updates, [judged, request]))
     again = _service(kafka_conn, examples, updates, registry)
     asyncio.run(asyncio.wait_for(again.run(max_runs=1), timeout=240))
     assert [o.trigger for o in again.outcomes] == ["request"]
     assert again.outcomes[0].examples == 2400
+    assert registry.pointers().champion == versions[2]
+    retrained = again.outcomes[0].run
+    assert retrained is not None and retrained.mode == "scratch"
+    assert retrained.parent_version == versions[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,19 @@ from models.lifecycle import ModelLifecycle
 from models.promotion import PromotionRule
 from models.registry import Registry
 from models.rejections import RejectReason
+from models.serving import OnnxScorer
 from models.slots import ModelSlots
 from models.verify import VerifyOptions
-from tests.unit.artifacts import CONTRACT, Update, make_registry, publish_good, update_of
+from tests.unit.artifacts import (
+    CONTRACT,
+    Update,
+    fields,
+    golden_of,
+    good_model,
+    make_registry,
+    publish_good,
+    update_of,
+)
 
 CPU = VerifyOptions(provider="cpu", warmup_batch_sizes=(1,))
 RULE = PromotionRule(min_labels=200, min_positives=10)
@@ -163,3 +174,34 @@ def test_start_loads_the_registry_champion(registry: Registry) -> None:
     registry.promote("v2")
     event = life.start()
     assert (event.outcome, event.champion_version) == ("installed", "v2")
+
+
+def test_matured_labels_after_the_challengers_window_judge_it_without_live_scores(
+    registry: Registry,
+) -> None:
+    end = datetime(2018, 6, 1, tzinfo=UTC)
+    model = good_model("v5", weights=[0.03, 1.0, -0.2, 3.0])
+    window = {"start": end - timedelta(days=28), "end": end, "examples": 10, "positives": 1}
+    registry.publish(model, fields("v5", golden_of(model), training_window=window))
+    life = ModelLifecycle(ModelSlots(), registry, CONTRACT, CPU, RULE)
+    life.handle(update_of(registry, "v1"))
+    assert life.handle(update_of(registry, "v5")).outcome == "staged"
+    assert life.unseen_after == end.timestamp()
+    # Transactions the champion scored before the challenger arrived; labels from the
+    # challenger's own scores, so it ranks them perfectly and the champion does not.
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(800, 4)) * [50, 1, 3, 0.2]).astype(np.float32)
+    p = OnnxScorer(model, feature_names=CONTRACT.feature_names, provider="cpu").score_batch(X)
+    y = [bool(v) for v in p > np.quantile(p, 0.9)]
+    ids = [f"m{i}" for i in range(800)]
+    # Half happened inside the challenger's window (it may have learned them): not judged.
+    times = [end.timestamp() + (i - 399.5) * 60.0 for i in range(800)]
+    # One was shadow-scored live: its recorded scores count, it is not scored again.
+    life.record(["m799"], [0.5], [0.5], "v5")
+    assert life.matured(ids, X, y, times) == 400
+    assert life.ledger is not None and life.ledger.matured == 400 and life.ledger.pending == 0
+    event = life.judge()
+    assert event is not None and event.outcome == "promoted" and event.verdict is not None
+    assert event.verdict.labels == 400 and event.verdict.newcomer["ap"] == 1.0
+    # Without a challenger nothing is judged.
+    assert life.matured(ids, X, y, times) == 0

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from models.nets import FraudNet, load_ffnn
 from models.promotion import PromotionRule
 from models.registry import Registry
 from models.settings import PromotionSettings, TrainerSettings
-from models.trainer import LabeledData, TrainerConfig, TrainingRun, train_candidate
+from models.trainer import WEIGHTS_FILE, LabeledData, TrainerConfig, TrainingRun, train_candidate
 from models.trainer_window import ExampleWindow, TrainingSchedule
 from models.training_data import join_features, labeled_frame
 from models.verify import FeatureContract, VerifyOptions, verify
@@ -161,6 +163,43 @@ def test_the_champion_is_judged_only_on_labels_it_did_not_learn(data: LabeledDat
     later = int((data.event_time >= middle).sum())
     assert half.verdict is not None and half.verdict.decision == "reject"
     assert f"on {later} labels" in half.verdict.detail
+
+
+def test_a_warm_start_fine_tunes_the_champion_on_the_whole_window(
+    first_run: tuple[TrainingRun, list[tuple[int, float, float]], list[str]],
+    data: LabeledData,
+    tmp_path: Path,
+) -> None:
+    base = load_ffnn(first_run[0].weights)
+    tuned = train_candidate(
+        data,
+        replace(CONFIG, finetune_epochs=2),
+        model_name="deep",
+        version="syn-ft",
+        champion=Oracle(data),
+        init=base,
+    )
+    # Every example trains (newest included), nothing is held out, the workers judge.
+    assert (tuned.mode, tuned.n_train, tuned.n_eval) == ("finetune", len(data), 0)
+    assert len(tuned.history) == 2 and tuned.verdict is None and tuned.publish
+    assert "workers judge" in tuned.publish_reason and tuned.parent_version == "oracle"
+    assert set(tuned.metrics) == {"parity_max_abs_diff"}
+    assert tuned.manifest_fields["training_window"]["eval_start"] is None
+    # The champion's standardization is kept, its weights moved, the input is untouched.
+    again = load_ffnn(tuned.weights)
+    assert torch.equal(again.mean, base.mean) and torch.equal(again.std, base.std)
+    assert not torch.equal(again.body[0].weight, base.body[0].weight)
+    assert torch.equal(load_ffnn(first_run[0].weights).body[0].weight, base.body[0].weight)
+    # Published with its weights, it passes the workers' verification.
+    registry = make_registry(tmp_path)
+    registry.publish(tuned.model, tuned.manifest_fields, extra_files={WEIGHTS_FILE: tuned.weights})
+    contract = FeatureContract("synthetic-v1", NAMES)
+    verified = verify(
+        update_of(registry, "syn-ft"), registry, contract, VerifyOptions(provider="cpu")
+    )
+    assert WEIGHTS_FILE in verified.manifest.files
+    with pytest.raises(ValueError, match="features"):
+        train_candidate(data, CONFIG, model_name="deep", init=FraudNet(len(NAMES) + 1, hidden=(4,)))
 
 
 def test_too_little_data_is_refused_before_training(data: LabeledData) -> None:
