@@ -18,8 +18,9 @@ import asyncio
 import logging
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +28,10 @@ import pandas as pd
 
 from producers.frames import load_transactions
 from streams.evaluate import predictions_frame
+from streams.events import ModelUpdate, ModelUpdateAction
 from streams.harness import Harness
 from streams.kafka import KafkaConnection
+from streams.model_updates import read_updates
 from streams.parity import Accounting, replay_through_pipeline
 from streams.settings import StreamsSettings
 
@@ -56,6 +59,41 @@ class BacktestResult:
     predictions: pd.DataFrame
     accounting: Accounting
     first_model: str | None
+    updates: list[ModelUpdate] = field(default_factory=list)
+    """Every message of the run's `model-updates` topic, in order."""
+
+    def lifecycle_line(self) -> str:
+        """Deep models published, promoted and rejected (by reason), and how many scored.
+
+        Examples
+        --------
+        >>> from datetime import UTC, datetime
+        >>> def up(action, version, reason=None):
+        ...     return ModelUpdate(model_name="deep", action=action, version=version,
+        ...                        reason=reason, issued_time=datetime.now(UTC))
+        >>> frame = pd.DataFrame({"model_versions": [{"deep": "a"}, {"deep": "b"}]})
+        >>> result = BacktestResult(frame, Accounting(set()), "a", [
+        ...     up("publish", "b"), up("promote", "b", "judged on 2000 labels"),
+        ...     up("publish", "c"), up("reject", "c", "worse_than_champion: ap")])
+        >>> result.lifecycle_line()
+        'models: published=2 promoted=1 rejected=1 (worse_than_champion=1) undecided=0 scoring=2'
+        """
+        deep = [u for u in self.updates if u.model_name == "deep" and u.version is not None]
+        published = {u.version for u in deep if u.action == ModelUpdateAction.PUBLISH}
+        promoted = {u.version for u in deep if u.action == ModelUpdateAction.PROMOTE}
+        rejected = {u.version: u for u in deep if u.action == ModelUpdateAction.REJECT}
+        reasons = Counter(
+            (u.reason or "unknown").split(":")[0].split(" ")[0] for u in rejected.values()
+        )
+        undecided = published - promoted - set(rejected)
+        scoring = {
+            v.get("deep") for v in self.predictions.get("model_versions", []) if isinstance(v, dict)
+        } - {None}
+        why = ", ".join(f"{k}={n}" for k, n in sorted(reasons.items()))
+        return (
+            f"models: published={len(published)} promoted={len(published & promoted)} "
+            f"rejected={len(rejected)} ({why}) undecided={len(undecided)} scoring={len(scoring)}"
+        )
 
 
 def first_model_args(
@@ -147,6 +185,11 @@ def run_backtest(
         if config.trainer:
             harness.start_process("trainer", "trainer")
 
+    updates: list[ModelUpdate] = []
+
+    async def after(harness: Harness) -> None:
+        updates.extend(await read_updates(conn, harness.topics.model_updates.name))
+
     run = asyncio.run(
         replay_through_pipeline(
             settings,
@@ -156,9 +199,10 @@ def run_backtest(
             on_progress=on_progress,
             label_delay=config.label_delay,
             before_replay=before_replay,
+            after=after,
         )
     )
     predictions = predictions_frame(run.predictions)
     config.out.parent.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(config.out, index=False)
-    return BacktestResult(predictions, run.accounting, first_model[0])
+    return BacktestResult(predictions, run.accounting, first_model[0], updates)

@@ -266,6 +266,7 @@ def backtest(
         f"missing={len(acc.missing)} duplicates={acc.duplicates} "
         f"dead_letters={sum(acc.dead.values())} first_model={result.first_model} out={out}"
     )
+    console.print(result.lifecycle_line())
 
 
 @app.command()

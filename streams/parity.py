@@ -103,8 +103,12 @@ async def replay_through_pipeline(
     label_delay: str | None = "7d",
     learner: bool = True,
     before_replay: Hook | None = None,
+    after: Hook | None = None,
 ) -> PipelineRun:
-    """Replay ``frame`` through a fresh worker (and learner) and read back its outputs."""
+    """Replay ``frame`` through a fresh worker (and learner) and read back its outputs.
+
+    ``after`` runs once every output is read back, while the processes still run.
+    """
     with Harness(settings, conn, log_dir=log_dir) as harness:
         harness.create_topics()
         if before_replay is not None:
@@ -155,6 +159,8 @@ async def replay_through_pipeline(
         crashed = harness.crashed()
         if crashed and not accounting.done():
             raise PipelineError(f"pipeline process failed: {'; '.join(crashed)}")
+        if after is not None:
+            await _call(after, harness)
     features = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
     features.index.name = "transaction_id"
     return PipelineRun(summary, accounting, features, predictions, topics)

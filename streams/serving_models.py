@@ -130,15 +130,18 @@ class ServedModels:
             return
         self._apply(event)
         action = ModelUpdateAction.PROMOTE if event.outcome == "promoted" else None
+        reason = event.detail
         if event.outcome == "rejected":
             action = ModelUpdateAction.REJECT
+            code = event.reason.value if event.reason is not None else "unknown"
+            reason = f"{code}: {event.detail}"
         if action is not None:
             self.announcements.put_nowait(
                 ModelUpdate(
                     model_name=self.model_name,
                     action=action,
                     version=event.version,
-                    reason=event.detail[:512] or None,
+                    reason=reason[:512] or None,
                     issued_time=datetime.now(UTC),
                 )
             )
