@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from rich.console import Console
 from models.features import FEATURE_NAMES, compare_features, reference_features
 from producers.frames import load_transactions
 from producers.replay import ReplayConfig, ReplaySummary, replay
+from streams.bench.measure import peak_rss_mib
 from streams.harness import Harness, read_topics
 from streams.kafka import KafkaConnection
 from streams.progress import progress_bars
@@ -212,15 +214,40 @@ def run_parity(
     console.print(
         f"parity: replaying {len(frame):,} transactions ({len(compare):,} compared) from {file}"
     )
+    peaks: dict[str, float | None] = {}
+
+    def measure(harness: Harness) -> None:
+        for i, proc in enumerate(harness.workers):
+            peaks[f"worker-{i}"] = peak_rss_mib(proc.pid)
+        for proc in harness.others:  # [streamscore, --log-level, LEVEL, command, ...]
+            args = proc.args if isinstance(proc.args, list) else [proc.args]
+            peaks[str(args[3]) if len(args) > 3 else str(proc.pid)] = peak_rss_mib(proc.pid)
+
+    started = time.monotonic()
     with kafka_connection(settings) as conn, progress_bars() as update:
         run = asyncio.run(
-            replay_through_pipeline(settings, conn, frame, log_dir=log_dir, on_progress=update)
+            replay_through_pipeline(
+                settings, conn, frame, log_dir=log_dir, on_progress=update, after=measure
+            )
         )
+    wall = time.monotonic() - started
     acc = run.accounting
     console.print(
         f"accounting: transactions={len(acc.expected):,} featurized={len(acc.featurized):,} "
         f"dead_letters={sum(acc.dead.values()):,} missing={len(acc.missing):,} "
         f"duplicates={acc.duplicates:,}"
+    )
+    replay_s = max(run.replay.wall_s, 1e-9)
+    console.print(
+        f"throughput: replay {run.replay.transactions + run.replay.labels:,} messages in "
+        f"{replay_s:,.0f} s ({run.replay.messages_per_s:,.0f}/s); every transaction "
+        f"featurized and scored in {wall:,.0f} s ({len(acc.featurized) / wall:,.0f}/s end to end)"
+    )
+    console.print(
+        "peak RSS: "
+        + ", ".join(
+            f"{name} {'-' if mib is None else f'{mib:,.0f} MiB'}" for name, mib in peaks.items()
+        )
     )
     ids = set(compare["transaction_id"])
     ours = run.features[run.features.index.isin(ids)]
