@@ -380,7 +380,9 @@ def chaos(
     quick: bool = typer.Option(False, "--quick", help="The quick set (CI): small runs."),
     seeds: int = typer.Option(None, help="Seeds per scenario. Default: 1 quick, 20 long."),
     first_seed: int = typer.Option(0, help="First seed (seeds are consecutive)."),
-    only: str = typer.Option(None, help="Comma-separated scenario names (kill,term,...)."),
+    only: str = typer.Option(
+        None, help="Comma-separated scenario names (kill,term,...; also poison-100k)."
+    ),
     out: Path = typer.Option(Path("reports/chaos"), help="Where reports, truth and logs go."),
     s3_endpoint: str = typer.Option(
         None, help="S3-compatible server for broker-restart runs. Default: a local moto_server."
@@ -400,6 +402,7 @@ def chaos(
     from streams.chaos.suite import (
         BROKER_FAULTS,
         LONG,
+        NAMED_ONLY,
         QUICK,
         ZERO_COUNTS,
         summary,
@@ -415,11 +418,12 @@ def chaos(
     scenarios = QUICK if quick else LONG
     if only:
         names = {n.strip() for n in only.split(",") if n.strip()}
-        unknown = names - {s.name for s in scenarios}
+        pool = scenarios if quick else (*scenarios, *NAMED_ONLY)
+        unknown = names - {s.name for s in pool}
         if unknown:
             console.print(f"[red]unknown scenarios: {', '.join(sorted(unknown))}[/red]")
             raise typer.Exit(2)
-        scenarios = tuple(s for s in scenarios if s.name in names)
+        scenarios = tuple(s for s in pool if s.name in names)
     n_seeds = seeds if seeds is not None else (1 if quick else 20)
     out.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []

@@ -48,6 +48,14 @@ LONG: tuple[Scenario, ...] = (
     Scenario("broker-long", "broker-long", supervise=True),
 )
 
+#: Run only when named (`--only`): the features issue's full scale, 10,000 poison
+#: records among about 100,000 valid ones (several minutes per seed on 2 cores).
+NAMED_ONLY: tuple[Scenario, ...] = (
+    Scenario(
+        "poison-100k", "poison", customers=4300, terminals=8600, days=12, poison_per_valid=0.1
+    ),
+)
+
 #: Scenarios that need a restartable broker with persistent storage.
 BROKER_FAULTS = frozenset({"broker", "broker-long"})
 
