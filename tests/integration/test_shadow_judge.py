@@ -13,21 +13,14 @@ import asyncio
 import json
 import re
 import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from models.features import FEATURE_NAMES
-from models.registry import Registry
-from models.serving import OnnxScorer
-from models.settings import RegistrySettings
-from models.signing import load_keys
 from producers.frames import normalize
 from producers.replay import ReplayConfig, replay
 from producers.simulation import SimulationConfig, simulate_frame
@@ -37,9 +30,8 @@ from streams.harness import Harness, read_topics
 from streams.kafka import KafkaConnection
 from streams.model_updates import read_updates, send_updates, update_for
 from streams.settings import StreamsSettings
-from streams.terminal import FEATURE_SET
 from tests.integration.prometheus_server import free_port
-from tests.unit.onnx_builders import logistic_onnx
+from tests.integration.registry_kit import harness_registry, publish_logistic, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -47,35 +39,6 @@ pytestmark = pytest.mark.integration
 #: risk, which is how the simulated fraud shows.
 CHAMPION = {"TX_DURING_WEEKEND": 1.0}
 CHALLENGER = {"TX_AMOUNT": 0.02, "TERMINAL_ID_RISK_7DAY_WINDOW": 6.0}
-
-
-def _publish(registry: Registry, version: str, weights: dict[str, float], end: Any) -> None:
-    w = [weights.get(name, 0.0) for name in FEATURE_NAMES]
-    model = logistic_onnx(FEATURE_NAMES, w, -3.0, version=version)
-    golden = np.random.default_rng(1).gamma(2.0, 20.0, size=(8, len(FEATURE_NAMES)))
-    scorer = OnnxScorer(model, feature_names=FEATURE_NAMES, provider="cpu")
-    fields = {
-        "model_name": "deep",
-        "version": version,
-        "feature_set": FEATURE_SET,
-        "feature_names": FEATURE_NAMES,
-        "input_shape": ("batch", len(FEATURE_NAMES)),
-        "output_shape": ("batch", 1),
-        "opset": 17,
-        "training_window": {
-            "start": end - timedelta(days=28),
-            "end": end,
-            "examples": 1000,
-            "positives": 10,
-        },
-        "golden": {"inputs": golden.tolist(), "expected": scorer.score_batch(golden).tolist()},
-    }
-    registry.publish(model, fields)
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
 
 
 async def _send_labels(conn: KafkaConnection, topic: str, frame: pd.DataFrame) -> None:
@@ -123,13 +86,10 @@ def test_a_challenger_is_judged_on_labels_that_matured_after_its_window(
     with Harness(StreamsSettings(), kafka_conn, extra_env=env, log_dir=tmp_path) as harness:
         harness.create_topics()
         topics = harness.topics
-        signer, verifier = load_keys(
-            RegistrySettings(signing_key_file=harness.key_file), harness.registry_dir
-        )
-        registry = Registry(harness.registry_dir, verifier, signer)
+        registry = harness_registry(harness)
         # Both were "trained" on data before the stream: every label of it is unseen.
-        _publish(registry, "champion-1", CHAMPION, start - timedelta(days=1))
-        _publish(registry, "challenger-1", CHALLENGER, start - timedelta(days=1))
+        publish_logistic(registry, "champion-1", CHAMPION, start - timedelta(days=1))
+        publish_logistic(registry, "challenger-1", CHALLENGER, start - timedelta(days=1))
         registry.promote("champion-1")
         harness.start_worker()
 
@@ -167,7 +127,7 @@ def test_a_challenger_is_judged_on_labels_that_matured_after_its_window(
         )
         asyncio.run(send_updates(kafka_conn, topics.model_updates.name, [update]))
         staged = re.compile(r'streamscore_model_info\{[^}]*role="challenger"[^}]*challenger-1')
-        _wait_for("the challenger to be staged", lambda: bool(staged.search(_scrape(port))))
+        _wait_for("the challenger to be staged", lambda: bool(staged.search(scrape(port))))
 
         # 3. The labels mature: judged on them alone, the challenger is promoted.
         asyncio.run(_send_labels(kafka_conn, topics.labels.name, frame))
@@ -182,4 +142,4 @@ def test_a_challenger_is_judged_on_labels_that_matured_after_its_window(
         assert [u.version for u in promoted] == ["challenger-1"]
         assert promoted[0].reason is not None and "labels" in promoted[0].reason
         champion = re.compile(r'streamscore_model_info\{[^}]*role="deep"[^}]*challenger-1')
-        _wait_for("the challenger to serve", lambda: bool(champion.search(_scrape(port))))
+        _wait_for("the challenger to serve", lambda: bool(champion.search(scrape(port))))
