@@ -43,11 +43,18 @@ from streams import metrics
 from streams.batching import BatchingApp, ack
 from streams.codec import encode, encode_key
 from streams.drift import DriftSettingsView, DriftStage
-from streams.events import EnrichedTransaction, ModelUpdate, ModelUpdateAction, Watermark
+from streams.events import (
+    EnrichedTransaction,
+    LabeledExample,
+    ModelUpdate,
+    ModelUpdateAction,
+    Watermark,
+)
 from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
 from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.join import JOIN_TABLE, JoinConfig, LabelJoin
 from streams.kafka import KafkaConnection
+from streams.live_eval import LiveEvaluation
 from streams.model_updates import ModelUpdatesReader, update_key
 from streams.publish import BatchPublisher
 from streams.records import Output, Record, StateWrite
@@ -175,6 +182,7 @@ class StreamWorker:
             )
         )
         self.served = ServedModels(self.scorer, models)
+        self.live = LiveEvaluation()
         self.drift = DriftStage(
             tuple(FEATURE_NAMES),
             DriftSettingsView(
@@ -366,7 +374,7 @@ class StreamWorker:
             joined = self.join.on_labels(applied.labels)
             outputs.extend(self._entries(joined.writes))
             outputs.extend(joined.outputs)
-            self.served.on_examples(joined.examples)
+            self._matured(joined.examples)
             done.extend(messages)
         else:
             now = time.monotonic()
@@ -442,7 +450,7 @@ class StreamWorker:
             remembered = self.join.remember(scored)
             outputs.extend(self._entries(remembered.writes))
             outputs.extend(remembered.outputs)
-            self.served.on_examples(remembered.examples)
+            self._matured(remembered.examples)
             for partition in {r.partition for r in result.rows}:
                 mark = self.terminals.watermarks.get(partition)
                 if mark is not None:
@@ -479,6 +487,16 @@ class StreamWorker:
         return out
 
     # -- metrics ----------------------------------------------------------------------
+    def _matured(self, examples: list[LabeledExample]) -> None:
+        """Matured labels with their scores: count them, evaluate live, judge the shadow."""
+        for ex in examples:
+            metrics.MATURED_LABELS.labels("fraud" if ex.is_fraud else "genuine").inc()
+            scores = {"blend": ex.score, "deep": ex.deep_score, "online": ex.online_score}
+            evaluated = self.live.add(ex.customer_id, ex.event_time, ex.is_fraud, scores)
+            for role, (auc, ap, cp) in (evaluated or {}).items():
+                metrics.set_live_evaluation(role, auc, ap, cp)
+        self.served.on_examples(examples)
+
     def _observe_scored(self, scored: Scored, seconds: float) -> None:
         n = len(scored.rows)
         metrics.observe_batch("score", n, n, None, seconds)
