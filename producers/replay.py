@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from producers.frames import load_transactions
 from producers.simulation.emit import parse_delay
+from streams import metrics
 from streams.codec import encode
 from streams.events import Label, Transaction
 from streams.kafka import KafkaConnection
@@ -104,6 +105,15 @@ def schedule(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return kinds[order], rows[order]
 
 
+def _count(counted: tuple[int, int], n_tx: int, n_label: int, when: datetime) -> tuple[int, int]:
+    """Add what was published since the last call to the producer metrics."""
+    metrics.PRODUCED.labels("transaction").inc(n_tx - counted[0])
+    metrics.PRODUCED.labels("label").inc(n_label - counted[1])
+    if n_tx:
+        metrics.PRODUCER_EVENT_TIME.set(when.timestamp())
+    return n_tx, n_label
+
+
 async def replay(
     conn: KafkaConnection,
     source: Path | pd.DataFrame,
@@ -136,6 +146,8 @@ async def replay(
     await producer.start()
     publisher = BatchPublisher(producer)
     n_tx = n_label = 0
+    counted = (0, 0)
+    last_tx = times[0] if times else datetime.now(UTC)
     total = len(kinds)
     started = time.monotonic()
     t0_ns = int(event_ns.min()) if len(event_ns) else 0
@@ -149,7 +161,7 @@ async def replay(
                     terminal_id=terminals[row],
                     amount=amounts[row],
                 )
-                when = times[row]
+                when = last_tx = times[row]
                 await publisher.publish(
                     config.transactions_topic,
                     customers[row].encode(),
@@ -181,11 +193,14 @@ async def replay(
                 if lag > 0.005:
                     await publisher.flush()
                     await asyncio.sleep(lag)
-            if progress is not None and (i & 0x3FFF) == 0:
-                progress(i, total)
+            if (i & 0x3FF) == 0:
+                counted = _count(counted, n_tx, n_label, last_tx)
+                if progress is not None and (i & 0x3FFF) == 0:
+                    progress(i, total)
         await publisher.flush()
     finally:
         await producer.stop()
+        _count(counted, n_tx, n_label, last_tx)
     if progress is not None:
         progress(total, total)
     return ReplaySummary(

@@ -51,7 +51,6 @@ PENDING: dict[str, str] = {
     "streamscore_model_rollbacks_total": "model updates in the worker",
     "streamscore_online_examples_total": "learner process (not scraped by this run)",
     "streamscore_trainer_validation_auc_ratio": "trainer process (not scraped by this run)",
-    "streamscore_produced_messages_total": "replay producer",
 }
 
 MALFORMED = [b"{not json", b'{"transaction_id": "x"}', b"\xff\xfe"]
