@@ -511,6 +511,11 @@ def learner() -> None:
     if signer is None:
         console.print("[red]the learner signs snapshots: it needs the signing key[/red]")
         raise typer.Exit(2)
+    from streams import metrics
+    from streams.exporter import serve_metrics
+
+    metrics.init_learner_series()
+    serve_metrics(settings.metrics)  # metrics: the learner's /metrics endpoint
     with kafka_connection(settings) as conn:
         create_topics(conn, topic_specs(topics))
         training = asyncio.run(

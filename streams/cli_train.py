@@ -192,6 +192,11 @@ def trainer(
             loop.add_signal_handler(sig, stop.set)
         await service.run(stop, max_runs=max_runs)
 
+    from streams import metrics
+    from streams.exporter import serve_metrics
+
+    metrics.init_trainer_series()
+    serve_metrics(streams.metrics)  # metrics: the trainer's /metrics endpoint
     with kafka_connection(streams) as conn, epoch_progress(console, config.epochs) as callbacks:
         service = TrainerService(
             conn=conn,

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models.features import FEATURE_NAMES
 from models.signing import Signer, Verifier
+from streams import metrics
 from streams.codec import EventDecodeError, decode, encode, encode_key
 from streams.events import DriftEvent, LabeledExample, ModelUpdate, ModelUpdateAction
 from streams.kafka import KafkaConnection
@@ -110,6 +111,9 @@ async def run_learner(
             if batch:
                 result = training.learn(batch)
                 since_snapshot += result.learned
+                metrics.ONLINE_EXAMPLES.labels("learned").inc(result.learned)
+                metrics.ONLINE_EXAMPLES.labels("repeated").inc(result.repeated)
+                metrics.ONLINE_EXAMPLES.labels("skipped").inc(result.skipped)
                 for event in result.drift:
                     await _on_drift(producer, config, event)
                 if on_batch is not None:
@@ -135,6 +139,7 @@ async def _publish(
     update = snapshot_update(training, signer)
     await producer.send_and_wait(config.model_updates_topic, key=ONLINE_KEY, value=encode(update))
     write_atomic(config.checkpoint, training.checkpoint(signer))
+    metrics.ONLINE_SNAPSHOTS.inc()
 
 
 async def _on_drift(

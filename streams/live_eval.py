@@ -1,12 +1,13 @@
 """Live evaluation: AUC, average precision and card precision@k over recent matured labels.
 
 A worker joins each label with the scores its transaction was given (the label join);
-:class:`LiveEvaluation` keeps the newest ``window`` of those joined examples and, after the first
-100 and then every ``every`` new ones, computes the handbook's three metrics for each score it recorded:
-the blended score (``blend``), the deep model's (``deep``) and the online model's
-(``online``). Card precision@k is the daily one of the handbook (a card's score is its
-highest that day; the day's top ``k`` cards are checked), averaged over the days in
-the window. Metrics that the window cannot define (one class only) are NaN.
+:class:`LiveEvaluation` keeps the newest ``window`` of those joined examples and, after
+the first 100 and then every ``every`` new ones, computes the handbook's three metrics
+for each score it recorded: the blended score (``blend``), the deep model's (``deep``)
+and the online model's (``online``). Card precision@k is the daily one of the handbook
+(a card's score is its highest that day; the day's top ``k`` cards are checked),
+averaged over the days in the window. Metrics that the window cannot define (one class
+only) are NaN.
 
 Examples
 --------

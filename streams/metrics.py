@@ -442,6 +442,30 @@ def set_models_in_service(versions: Mapping[str, str]) -> None:
             MODEL_INFO.labels(role).info({"version": version})
 
 
+def init_worker_series() -> None:
+    """Create the worker's model-event series at zero, so dashboards show 0, not "no data",
+    before the first swap, rejection or rollback (Prometheus' advice for known labels)."""
+    from models.rejections import RejectReason
+
+    for role in ("deep", "online"):
+        MODEL_SWAPS.labels(role)
+        MODEL_ROLLBACKS.labels(role)
+        for reason in RejectReason:
+            MODEL_REJECTIONS.labels(role, reason.value)
+
+
+def init_learner_series() -> None:
+    """The learner's series at zero (see :func:`init_worker_series`)."""
+    for outcome in ("learned", "repeated", "skipped"):
+        ONLINE_EXAMPLES.labels(outcome)
+
+
+def init_trainer_series() -> None:
+    """The trainer's series at zero (see :func:`init_worker_series`)."""
+    for outcome in ("published", "rejected", "failed"):
+        TRAINER_RUNS.labels(outcome)
+
+
 def set_live_evaluation(role: str, auc: float, ap: float, cp_at_k: float) -> None:
     """Publish the live evaluation of a model role (NaN where undefined)."""
     LIVE_AUC.labels(role).set(auc)

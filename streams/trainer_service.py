@@ -41,6 +41,7 @@ from models.verify import (
     read_verified_file,
     verify_version,
 )
+from streams import metrics
 from streams.codec import EventDecodeError, decode
 from streams.events import LabeledExample, ModelUpdate, ModelUpdateAction
 from streams.kafka import KafkaConnection
@@ -170,6 +171,7 @@ class TrainerService:
         self.schedule.ran(self.window.watermark if until is None else until, time.time())
         outcome = await asyncio.to_thread(self._run_once, trigger, until)
         self.outcomes.append(outcome)
+        _observe(outcome)
         if outcome.published is not None:
             await self._announce(outcome)
         if self.on_run is not None:
@@ -207,6 +209,7 @@ class TrainerService:
                 logger.warning("undecodable labeled example: %s", exc)
 
     def _add(self, ex: LabeledExample, partition: int) -> None:
+        metrics.TRAINER_EXAMPLES.inc()
         self.window.add(
             ex.transaction_id,
             ex.event_time.timestamp(),
@@ -372,3 +375,18 @@ class TrainerService:
                 )
             )
         await send_updates(self.conn, self.updates_topic, updates)
+
+
+def _observe(outcome: RunOutcome) -> None:
+    """The run in the trainer's metrics: outcome, duration, validation AUC."""
+    run = outcome.run
+    if run is None:
+        metrics.TRAINER_RUNS.labels("failed").inc()
+        return
+    metrics.TRAINER_RUNS.labels("published" if outcome.published else "rejected").inc()
+    metrics.TRAINER_DURATION.observe(outcome.wall_s)
+    # A fine-tuned candidate has no held-out AUC (it learned every label of its window).
+    if "auc" in run.metrics:
+        metrics.TRAINER_VALIDATION_AUC.labels("candidate").set(run.metrics["auc"])
+    if "champion_auc" in run.metrics:
+        metrics.TRAINER_VALIDATION_AUC.labels("champion").set(run.metrics["champion_auc"])

@@ -27,8 +27,10 @@ def run_worker(settings: StreamsSettings, log_level: str = "WARNING") -> None:
             print(f"bootstrap: {conn.bootstrap_servers}", flush=True)
         create_topics(conn, topic_specs(settings.topics))
         worker = StreamWorker(settings, conn, ModelsSettings())
+        from streams import metrics
         from streams.exporter import serve_metrics
 
+        metrics.init_worker_series()
         serve_metrics(settings.metrics)  # metrics: the /metrics endpoint of this process
         faust.Worker(
             worker.app,

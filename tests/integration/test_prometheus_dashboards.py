@@ -7,9 +7,11 @@ second while a simulated stream, with a few malformed messages, goes through.
 Then every query of every panel is run through Prometheus' HTTP API over the run's
 time range and must return at least one non-NaN value.
 
-Queries that read metrics only a process this run does not start yet emits are
-marked ``xfail(strict=True)`` in :data:`PENDING`: when those metrics appear, the
-test fails until the entry is removed.
+The worker, the learner, the trainer (which trains a first model from the replay's
+labels; the worker installs it) and the producer are all scraped. Queries that read
+metrics no process of the run emits would be marked ``xfail(strict=True)`` in
+:data:`PENDING` (empty now): when those metrics appear, the test fails until the entry
+is removed.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ from tests.integration.prometheus_server import Prometheus, free_port
 pytestmark = pytest.mark.integration
 
 #: Metrics that no process of this run emits yet, and who will.
-PENDING: dict[str, str] = {
-    "streamscore_model_swaps_total": "model updates in the worker",
-    "streamscore_model_rejections_total": "model updates in the worker",
-    "streamscore_model_rollbacks_total": "model updates in the worker",
-    "streamscore_online_examples_total": "learner process (not scraped by this run)",
-    "streamscore_trainer_validation_auc_ratio": "trainer process (not scraped by this run)",
+PENDING: dict[str, str] = {}
+
+TRAINER_ENV = {
+    "STREAMSCORE_TRAINER__MIN_EXAMPLES": "100",
+    "STREAMSCORE_TRAINER__EVERY_DAYS": "1",
+    "STREAMSCORE_TRAINER__EVAL_DAYS": "1",
+    "STREAMSCORE_TRAINER__EPOCHS": "3",
 }
 
 MALFORMED = [b"{not json", b'{"transaction_id": "x"}', b"\xff\xfe"]
@@ -147,7 +150,7 @@ async def _drive(harness: Harness, conn: KafkaConnection) -> tuple[Accounting, l
 @pytest.fixture(scope="module")
 def run(kafka_conn: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """Replay through a scraped worker; Prometheus and the worker stay up for queries."""
-    metrics_port = free_port()
+    metrics_port, learner_port, trainer_port = free_port(), free_port(), free_port()
     producer_registry = CollectorRegistry()
     producer_registry.register(ProducerView())
     # This process replays: it plays the producer.
@@ -166,6 +169,8 @@ def run(kafka_conn: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -
         prometheus = Prometheus(
             {
                 "worker": [f"127.0.0.1:{metrics_port}"],
+                "learner": [f"127.0.0.1:{learner_port}"],
+                "trainer": [f"127.0.0.1:{trainer_port}"],
                 "producer": [f"127.0.0.1:{producer_metrics.port}"],
             },
             workdir,
@@ -173,6 +178,16 @@ def run(kafka_conn: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -
         try:
             started = time.time()
             harness.start_worker()
+            harness.start_process(
+                "learner", "learner", env={"STREAMSCORE_METRICS__PORT": str(learner_port)}
+            )
+            # The trainer trains from scratch once the first days' labels are in (the
+            # first model: its held-out AUC is the trainer panel's figure).
+            harness.start_process(
+                "trainer",
+                "trainer",
+                env=TRAINER_ENV | {"STREAMSCORE_METRICS__PORT": str(trainer_port)},
+            )
             accounting, raw = asyncio.run(_drive(harness, kafka_conn))
             assert accounting.done(), f"{len(accounting.missing)} transactions without outcome"
             # Wait for a scrape that saw the last batch.
@@ -183,6 +198,14 @@ def run(kafka_conn: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -
                 if got and float(got[0]["value"][1]) >= featurized:
                     break
                 time.sleep(0.5)
+            # The trainer's first run, and its promotion reaching the worker.
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                auc = prometheus.query("streamscore_trainer_validation_auc_ratio")
+                swaps = prometheus.query('sum(streamscore_model_swaps_total{role="deep"})')
+                if auc and swaps and float(swaps[0]["value"][1]) >= 1:
+                    break
+                time.sleep(1)
             time.sleep(2)  # two more scrapes: rates over the tail have two points
             snapshots = [decode(MetricsSnapshot, value) for value in raw]
             yield Run(prometheus, started, accounting, snapshots)
@@ -191,10 +214,12 @@ def run(kafka_conn: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -
             producer_metrics.close()
 
 
-def test_prometheus_scrapes_the_worker_and_the_producer(run: Run) -> None:
+def test_prometheus_scrapes_every_process(run: Run) -> None:
     targets = run.prometheus.api("targets")["activeTargets"]
     assert {t["labels"]["job"]: t["health"] for t in targets} == {
         "worker": "up",
+        "learner": "up",
+        "trainer": "up",
         "producer": "up",
     }
 
