@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -167,6 +168,8 @@ class StreamWorker:
             tuple(FEATURE_NAMES),
             ScoringConfig(
                 predictions_topic=topics.predictions.name,
+                dead_letter_topic=topics.dead_letters.name,
+                source_topic=topics.txn_by_terminal.name,
                 review_threshold=scoring.review_threshold,
                 decline_threshold=scoring.decline_threshold,
                 reason_codes=scoring.reason_codes,
@@ -443,14 +446,20 @@ class StreamWorker:
         if result.rows:
             started = time.perf_counter()
             scored = self.scorer.score(result.rows)
-            self._observe_scored(scored, time.perf_counter() - started)
-            self.served.record_shadow(scored)
-            outputs.extend(self._watch_drift(scored))
-            outputs.extend(scored.outputs)
-            remembered = self.join.remember(scored)
-            outputs.extend(self._entries(remembered.writes))
-            outputs.extend(remembered.outputs)
-            self._matured(remembered.examples)
+            seconds = time.perf_counter() - started
+            outputs.extend(scored.dead)
+            metrics.observe_batch(
+                "score", len(result.rows), len(scored.rows), Counter(scored.dead_reasons), seconds
+            )
+            if scored.rows:
+                self._observe_scored(scored, seconds)
+                self.served.record_shadow(scored)
+                outputs.extend(self._watch_drift(scored))
+                outputs.extend(scored.outputs)
+                remembered = self.join.remember(scored)
+                outputs.extend(self._entries(remembered.writes))
+                outputs.extend(remembered.outputs)
+                self._matured(remembered.examples)
             for partition in {r.partition for r in result.rows}:
                 mark = self.terminals.watermarks.get(partition)
                 if mark is not None:
@@ -498,8 +507,6 @@ class StreamWorker:
         self.served.on_examples(examples)
 
     def _observe_scored(self, scored: Scored, seconds: float) -> None:
-        n = len(scored.rows)
-        metrics.observe_batch("score", n, n, None, seconds)
         metrics.observe_latency(
             "score",
             time.time(),

@@ -21,8 +21,11 @@ predictions to publish.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -30,10 +33,13 @@ from models.blend import WeightedBlend, decide
 from models.linear import LinearSnapshot
 from models.protocols import Blend, Scorer
 from models.reasons import occlusion_effects, top_reasons
-from streams.codec import encode, encode_key
-from streams.events import Decision, Prediction
-from streams.records import Output
+from streams.codec import Reason, encode, encode_key
+from streams.deadletter import dead_letter, to_output
+from streams.events import Decision, Prediction, Stage
+from streams.records import Output, Record
 from streams.terminal import Featurized
+
+logger = logging.getLogger(__name__)
 
 DECISIONS = (Decision.APPROVE, Decision.REVIEW, Decision.DECLINE)
 
@@ -65,6 +71,8 @@ class ScoringConfig:
     """Plain configuration of the scoring stage."""
 
     predictions_topic: str = "predictions"
+    dead_letter_topic: str = "dead-letters"
+    source_topic: str = "txn-by-terminal"
     review_threshold: float = 0.5
     decline_threshold: float = 0.9
     reason_codes: int = 3
@@ -83,6 +91,10 @@ class Scored:
     decisions: list[str]
     versions: dict[str, str]
     outputs: list[Output]
+    dead: list[Output] = field(default_factory=list)
+    """Dead letters of rows that could not be scored (not in ``rows``)."""
+    dead_reasons: list[str] = field(default_factory=list)
+    """Their reason codes."""
 
 
 class ScoreStage:
@@ -94,23 +106,45 @@ class ScoreStage:
         self.models = ModelSet()
 
     def score(self, rows: list[Featurized], now: datetime | None = None) -> Scored:
-        """Score one batch; every row gets exactly one prediction."""
+        """Score one batch; every row gets exactly one prediction or one dead letter.
+
+        A model that raises on the batch is retried row by row, so only the rows it
+        fails on are dead-lettered (``scoring_error``); a row whose blended score is not
+        a probability (NaN, infinite) is dead-lettered as ``non_finite_score``. The
+        challenger only shadows: its failures leave ``challenger_score`` empty.
+        """
         models = self.models  # one reference for the whole batch
         X = np.asarray([r.values for r in rows], dtype=np.float32)
-        deep = models.deep.score_batch(X).astype(np.float64) if models.deep else None
-        online = models.online.predict_proba_many(X) if models.online else None
-        challenger = (
-            models.challenger.score_batch(X).astype(np.float64) if models.challenger else None
+        failed: dict[int, tuple[Reason, str]] = {}
+        deep = _per_row(models.deep.score_batch, X, failed, "deep") if models.deep else None
+        online = (
+            _per_row(models.online.predict_proba_many, X, failed, "online")
+            if models.online
+            else None
         )
+        challenger = _shadow(models.challenger, X) if models.challenger else None
         if deep is not None and online is not None:
-            score = models.blend.blend(deep, online)
+            score = np.asarray(models.blend.blend(deep, online), dtype=np.float64)
         elif deep is not None:
             score = deep
         elif online is not None:
             score = online
         else:
             score = np.full(len(rows), 0.5)
-        score = np.clip(np.nan_to_num(score, nan=0.5), 0.0, 1.0)
+        for i in np.flatnonzero(~np.isfinite(score) | (score < 0.0) | (score > 1.0)).tolist():
+            if i not in failed:
+                parts = [f"score {score[i]}"]
+                parts += [] if deep is None else [f"deep {deep[i]}"]
+                parts += [] if online is None else [f"online {online[i]}"]
+                failed[i] = (Reason.NON_FINITE_SCORE, ", ".join(parts))
+        dead, dead_reasons = self._dead_letters(rows, failed)
+        if failed:
+            keep = np.asarray([i for i in range(len(rows)) if i not in failed], dtype=np.int64)
+            rows = [rows[i] for i in keep.tolist()]
+            X, score = X[keep], score[keep]
+            deep = None if deep is None else deep[keep]
+            online = None if online is None else online[keep]
+            challenger = None if challenger is None else challenger[keep]
         decisions = decide(
             score, review=self.config.review_threshold, decline=self.config.decline_threshold
         )
@@ -127,7 +161,11 @@ class ScoreStage:
                 score=float(score[i]),
                 deep_score=None if deep is None else float(deep[i]),
                 online_score=None if online is None else float(online[i]),
-                challenger_score=None if challenger is None else float(challenger[i]),
+                challenger_score=(
+                    None
+                    if challenger is None or not np.isfinite(challenger[i])
+                    else float(challenger[i])
+                ),
                 decision=decisions[i],
                 model_versions=versions,
                 reason_codes=reasons[i],
@@ -142,7 +180,41 @@ class ScoreStage:
                     int(tx.event_time.timestamp() * 1000),
                 )
             )
-        return Scored(rows, X, score, deep, online, challenger, list(decisions), versions, outputs)
+        return Scored(
+            rows,
+            X,
+            score,
+            deep,
+            online,
+            challenger,
+            list(decisions),
+            versions,
+            outputs,
+            dead,
+            dead_reasons,
+        )
+
+    def _dead_letters(
+        self, rows: list[Featurized], failed: dict[int, tuple[Reason, str]]
+    ) -> tuple[list[Output], list[str]]:
+        outputs, reasons = [], []
+        for i, (reason, error) in sorted(failed.items()):
+            row = rows[i]
+            tx = row.enriched.transaction
+            # The message this stage consumed: the enriched transaction, as it came.
+            record = Record(
+                self.config.source_topic,
+                row.partition,
+                row.offset,
+                encode_key(tx.terminal_id),
+                encode(row.enriched),
+            )
+            letter = dead_letter(
+                record, Stage.SCORE, reason, error, transaction_id=str(tx.transaction_id)
+            )
+            outputs.append(to_output(letter, self.config.dead_letter_topic, record.key))
+            reasons.append(reason.value)
+        return outputs, reasons
 
     def _reasons(self, models: ModelSet, X: np.ndarray, deep: np.ndarray | None) -> list[list[str]]:
         k = self.config.reason_codes
@@ -155,3 +227,32 @@ class ScoreStage:
         else:
             return [[] for _ in range(len(X))]
         return top_reasons(effects, k=k).names(self.feature_names)
+
+
+def _per_row(
+    model: Callable[[np.ndarray], Any],
+    X: np.ndarray,
+    failed: dict[int, tuple[Reason, str]],
+    name: str,
+) -> np.ndarray:
+    """``model(X)`` as float64; if it raises, row by row, failing rows NaN and in ``failed``."""
+    try:
+        return np.asarray(model(X), dtype=np.float64).reshape(len(X))
+    except Exception:  # noqa: BLE001 - any model error: isolate the rows that cause it
+        logger.warning("%s model failed on a batch of %d; scoring row by row", name, len(X))
+    out = np.full(len(X), np.nan)
+    for i in range(len(X)):
+        try:
+            out[i] = float(np.asarray(model(X[i : i + 1]), dtype=np.float64).reshape(1)[0])
+        except Exception as exc:  # noqa: BLE001
+            failed.setdefault(i, (Reason.SCORING_ERROR, f"{name} model: {exc}"[:2048]))
+    return out
+
+
+def _shadow(challenger: Scorer, X: np.ndarray) -> np.ndarray | None:
+    """The challenger's scores (shadow only): NaN where not finite, None if it raises."""
+    try:
+        return np.asarray(challenger.score_batch(X), dtype=np.float64).reshape(len(X))
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("challenger %s failed on a batch: %s", challenger.version, exc)
+        return None

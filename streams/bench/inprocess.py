@@ -80,6 +80,8 @@ class InProcessWorker:
             tuple(FEATURE_NAMES),
             ScoringConfig(
                 predictions_topic=topics.predictions.name,
+                dead_letter_topic=topics.dead_letters.name,
+                source_topic=topics.txn_by_terminal.name,
                 review_threshold=scoring.review_threshold,
                 decline_threshold=scoring.decline_threshold,
                 reason_codes=scoring.reason_codes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,61 @@ def test_a_model_swap_between_batches_never_mixes_versions_within_one() -> None:
         v["online"] for v in [json.loads(o.value)["model_versions"] for o in first.outputs]
     } == {"online-1"}
     assert {json.loads(o.value)["model_versions"]["online"] for o in second.outputs} == {"online-2"}
+
+
+class PickyScorer:
+    """Fails on large amounts: NaN for them, or raises on any batch that holds one."""
+
+    version = "deep-picky"
+    feature_names = NAMES
+
+    def __init__(self, raises: bool) -> None:
+        self.raises = raises
+
+    def score_batch(self, X: np.ndarray) -> np.ndarray:
+        bad = X[:, 0] > 1000.0
+        if self.raises and bad.any():
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION")
+        return np.where(bad, np.nan, 0.2).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("raises", "reason"), [(False, "non_finite_score"), (True, "scoring_error")]
+)
+def test_rows_a_model_cannot_score_are_dead_lettered_and_their_neighbours_scored(
+    raises: bool, reason: str
+) -> None:
+    stage = ScoreStage(NAMES)
+    stage.models = ModelSet(deep=PickyScorer(raises), online=linear(0.0))
+    rows = [row(i, amount=5000.0 if i in (1, 3) else 10.0) for i in range(5)]
+    scored = stage.score(rows)
+    assert [json.loads(o.value)["transaction_id"] for o in scored.outputs] == ["0", "2", "4"]
+    assert [r.enriched.transaction.transaction_id for r in scored.rows] == ["0", "2", "4"]
+    assert len(scored.matrix) == len(scored.score) == len(scored.decisions) == 3
+    assert scored.dead_reasons == [reason, reason]
+    letters = [json.loads(o.value) for o in scored.dead]
+    assert [(d["transaction_id"], d["stage"], d["reason"]) for d in letters] == [
+        ("1", "score", reason),
+        ("3", "score", reason),
+    ]
+    assert letters[0]["source_topic"] == "txn-by-terminal" and letters[0]["source_offset"] == 1
+    original = EnrichedTransaction.model_validate_json(base64.b64decode(letters[0]["original"]))
+    assert original == rows[1].enriched
+    assert all(o.topic == "dead-letters" for o in scored.dead)
+
+
+def test_a_failing_challenger_only_loses_its_shadow_scores() -> None:
+    stage = ScoreStage(NAMES)
+    stage.models = ModelSet(deep=ConstantScorer(0.3), challenger=PickyScorer(raises=True))
+    scored = stage.score([row(0), row(1, amount=5000.0)])
+    predictions = [json.loads(o.value) for o in scored.outputs]
+    assert len(predictions) == 2 and not scored.dead
+    assert [p["challenger_score"] for p in predictions] == [None, None]
+    stage.models = ModelSet(deep=ConstantScorer(0.3), challenger=PickyScorer(raises=False))
+    shadow = [
+        json.loads(o.value)["challenger_score"] for o in stage.score([row(0), row(1, 5e3)]).outputs
+    ]
+    assert shadow == [pytest.approx(0.2), None]
 
 
 def label_for(i: int, fraud: bool) -> Label:
