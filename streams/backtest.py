@@ -15,6 +15,7 @@ checks measure the system.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 import sys
@@ -71,7 +72,7 @@ class BacktestResult:
         >>> def up(action, version, reason=None):
         ...     return ModelUpdate(model_name="deep", action=action, version=version,
         ...                        reason=reason, issued_time=datetime.now(UTC))
-        >>> frame = pd.DataFrame({"model_versions": [{"deep": "a"}, {"deep": "b"}]})
+        >>> frame = pd.DataFrame({"model_versions": [{"deep": "a"}, '{"deep": "b"}']})
         >>> result = BacktestResult(frame, Accounting(set()), "a", [
         ...     up("publish", "b"), up("promote", "b", "judged on 2000 labels"),
         ...     up("publish", "c"), up("reject", "c", "worse_than_champion: ap")])
@@ -86,9 +87,11 @@ class BacktestResult:
             (u.reason or "unknown").split(":")[0].split(" ")[0] for u in rejected.values()
         )
         undecided = published - promoted - set(rejected)
-        scoring = {
-            v.get("deep") for v in self.predictions.get("model_versions", []) if isinstance(v, dict)
-        } - {None}
+        versions = (
+            json.loads(v) if isinstance(v, str) else v
+            for v in self.predictions.get("model_versions", [])
+        )
+        scoring = {v.get("deep") for v in versions if isinstance(v, dict)} - {None}
         why = ", ".join(f"{k}={n}" for k, n in sorted(reasons.items()))
         return (
             f"models: published={len(published)} promoted={len(published & promoted)} "

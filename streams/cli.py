@@ -277,12 +277,21 @@ def evaluate(
     file: Path = typer.Option(
         None, help="With --predictions: the transactions file it replayed (for the labels)."
     ),
+    score: str = typer.Option(
+        "score",
+        help="Which recorded score: score (the blend, used for decisions), deep_score, "
+        "online_score or challenger_score.",
+    ),
 ) -> None:
     """Evaluate predictions like the handbook: AUC, AP and card precision@100.
 
     Over the handbook's four test weeks, known-compromised cards left out, printed
     beside the published table. Ends with `evaluate: auc=<x> ap=<x> cp100=<x>`.
     """
+    columns = ("score", "deep_score", "online_score", "challenger_score")
+    if score not in columns:
+        console.print(f"[red]--score must be one of {', '.join(columns)}[/red]")
+        raise typer.Exit(2)
     from models.evaluation import handbook_report
     from streams.evaluate import first_scores, read_from_broker, read_from_files
     from streams.runtime import kafka_connection
@@ -304,6 +313,12 @@ def evaluate(
             scored, labeled = read_from_broker(
                 conn, settings.topics.predictions.name, settings.topics.labels.name
             )
+    if score != "score":
+        if score not in scored or scored[score].isna().all():
+            console.print(f"[red]the predictions record no {score}[/red]")
+            raise typer.Exit(1)
+        # Rows without that score (e.g. before the first model) stay out of the ranking.
+        scored = scored[scored[score].notna()].assign(score=lambda f: f[score])
     try:
         report = handbook_report(first_scores(scored), labeled)
     except ValueError as exc:
