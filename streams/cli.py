@@ -112,6 +112,7 @@ def replay(
     from producers.replay import ReplayConfig
     from producers.replay import replay as run_replay
     from producers.settings import ProducersSettings
+    from streams.exporter import serve_metrics
     from streams.progress import progress_bars
     from streams.runtime import kafka_connection
 
@@ -128,6 +129,7 @@ def replay(
         end=_date(end),
         linger_ms=producers.replay.linger_ms,
     )
+    serve_metrics(settings.metrics)  # metrics: the producer's /metrics endpoint
     with kafka_connection(settings) as conn, progress_bars() as update:
         summary = asyncio.run(
             run_replay(conn, file, config, progress=lambda i, n: update("replay", i, n))
@@ -159,6 +161,7 @@ def simulate(
     from producers.replay import ReplayConfig
     from producers.replay import replay as run_replay
     from producers.simulation import SimulationConfig, parse_drifts, simulate_frame
+    from streams.exporter import serve_metrics
     from streams.progress import progress_bars
     from streams.runtime import kafka_connection
 
@@ -183,6 +186,7 @@ def simulate(
         seed=seed,
         speed=_speed(speed, max_speed),
     )
+    serve_metrics(settings.metrics)  # metrics: the producer's /metrics endpoint
     with kafka_connection(settings) as conn, progress_bars() as update:
         summary = asyncio.run(
             run_replay(
