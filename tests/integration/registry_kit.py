@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from models.features import FEATURE_NAMES
+from models.manifest import Manifest
 from models.registry import Registry
 from models.serving import OnnxScorer
 from models.settings import RegistrySettings
@@ -32,12 +33,21 @@ def logistic_model(version: str, weights: dict[str, float]) -> bytes:
 
 
 def publish_logistic(
-    registry: Registry, version: str, weights: dict[str, float], end: datetime
-) -> None:
-    """Publish a logistic model "trained" on the 28 days before ``end``."""
-    model = logistic_model(version, weights)
+    registry: Registry,
+    version: str,
+    weights: dict[str, float],
+    end: datetime,
+    *,
+    model: bytes | None = None,
+) -> Manifest:
+    """Publish a logistic model "trained" on the 28 days before ``end``.
+
+    ``model`` replaces the stored bytes (the golden set stays the logistic model's):
+    how a broken artifact is published with a valid signature.
+    """
+    good = logistic_model(version, weights)
     golden = np.random.default_rng(1).gamma(2.0, 20.0, size=(8, len(FEATURE_NAMES)))
-    scorer = OnnxScorer(model, feature_names=FEATURE_NAMES, provider="cpu")
+    scorer = OnnxScorer(good, feature_names=FEATURE_NAMES, provider="cpu")
     fields = {
         "model_name": "deep",
         "version": version,
@@ -54,7 +64,7 @@ def publish_logistic(
         },
         "golden": {"inputs": golden.tolist(), "expected": scorer.score_batch(golden).tolist()},
     }
-    registry.publish(model, fields)
+    return registry.publish(good if model is None else model, fields)
 
 
 def scrape(port: int) -> str:
