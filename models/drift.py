@@ -7,7 +7,7 @@ Three streams are watched:
 - the **score** distribution, label-free, and
 - each monitored **feature**, both against the training reference.
 
-Scores and features use two detectors each, one cheap per event and one per batch:
+Scores and features use three detectors each, two cheap per event and one per batch:
 
 - :class:`ReferenceCusum`, a two-sided CUSUM on means of blocks of 32 values,
   standardized against the reference (values winsorized at ``clip`` standard
@@ -15,6 +15,10 @@ Scores and features use two detectors each, one cheap per event and one per batc
   with cumulative sums (no Python loop per event). After it fires, the stream
   learns its new mean for ``relearn`` blocks and watches from there, so a lasting
   shift is reported once and a further shift again.
+- :class:`TailCusum`, a Bernoulli CUSUM per tail of each stream on the share of
+  values beyond the reference's 2 % / 98 % quantiles: a small share of rows moving
+  far into a tail in bursts (card testing) barely moves a mean but fires this within
+  a burst.
 - :class:`WindowKS`, a two-sample Kolmogorov-Smirnov test of the last ``window``
   values against a reference sample, run every ``every`` values, at level
   ``alpha`` split over all the tests of one round (Bonferroni). When it fires, the
@@ -48,6 +52,7 @@ __all__ = [
     "DriftFiring",
     "DriftMonitor",
     "ReferenceCusum",
+    "TailCusum",
     "WindowKS",
     "absolute_errors",
     "make_error_detector",
@@ -311,6 +316,129 @@ class ReferenceCusum:
         return self._drift
 
 
+class TailCusum:
+    """Bernoulli CUSUMs of tail exceedances against a reference, two per stream.
+
+    A value *exceeds* when it is above the reference's ``1 - tail`` quantile (upper
+    tail) or below its ``tail`` quantile (lower tail). In control, each tail's
+    exceedances come at the reference rate ``p0`` (measured on the reference, so ties
+    of discrete features are counted right); the CUSUM accumulates the log-likelihood
+    ratio of ``p1 = max(factor * p0, p0 + 0.02)`` against ``p0`` row by row and fires
+    above ``h``. It sees what a CUSUM of means misses: a small share of rows moving far
+    into a tail in short bursts (card testing: a few cards, many tiny amounts at night,
+    their 1-day counts far above any customer's), which barely moves a mean.
+
+    After a firing, the tail is muted for ``relearn`` rows, whose exceedance rate then
+    becomes its in-control rate (if higher than the reference's): a lasting change is
+    reported once.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> tail = TailCusum([rng.poisson(3, 5000).astype(float)])
+    >>> calm = rng.poisson(3, 4000).astype(float)
+    >>> tail.update_many(calm)
+    []
+    >>> burst = np.concatenate([rng.poisson(3, 300), np.full(16, 15.0)]).astype(float)
+    >>> [(stream, side, index) for stream, side, index, _ in tail.update_many(burst)]
+    [(0, 'high', 311)]
+    """
+
+    def __init__(
+        self,
+        reference: Sequence[FloatArray],
+        *,
+        tail: float = 0.02,
+        factor: float = 5.0,
+        h: float = 20.0,
+        relearn: int = 2000,
+    ) -> None:
+        columns = [np.asarray(c, dtype=np.float64).reshape(-1) for c in reference]
+        self.h, self.relearn, self.factor = h, relearn, factor
+        self._hi = np.array([np.quantile(c, 1.0 - tail) for c in columns])
+        self._lo = np.array([np.quantile(c, tail) for c in columns])
+        p_hi = [
+            (np.sum(c > q) + 1.0) / (len(c) + 2.0) for c, q in zip(columns, self._hi, strict=True)
+        ]
+        p_lo = [
+            (np.sum(c < q) + 1.0) / (len(c) + 2.0) for c, q in zip(columns, self._lo, strict=True)
+        ]
+        self._p0 = np.array(p_hi + p_lo)  # upper tails of every stream, then lower tails
+        self._w1, self._w0 = self._weights(self._p0)
+        self._s = np.zeros(len(self._p0))
+        self._mute = np.zeros(len(self._p0), dtype=np.int64)
+        self._muted_rows = np.zeros(len(self._p0), dtype=np.int64)
+        self._muted_hits = np.zeros(len(self._p0))
+        self._drift = False
+
+    def _weights(self, p0: F64) -> tuple[F64, F64]:
+        p1 = np.minimum(0.5, np.maximum(self.factor * p0, p0 + 0.02))
+        return np.log(p1 / p0), np.log((1.0 - p1) / (1.0 - p0))
+
+    @property
+    def n_streams(self) -> int:
+        """Number of streams watched (each with two tails)."""
+        return len(self._hi)
+
+    def update_many(self, values: FloatArray) -> list[tuple[int, str, int, float]]:
+        """Feed a batch ``[n]`` or ``[n, streams]``; return the firings.
+
+        Each firing is ``(stream, "high" or "low", index in the batch, exceedance share
+        of the rows since the statistic last touched zero)``.
+        """
+        v = np.asarray(values, dtype=np.float64).reshape(-1, self.n_streams)
+        n = len(v)
+        if n == 0:
+            return []
+        hits = np.concatenate([v > self._hi, v < self._lo], axis=1)  # [n, 2 * streams]
+        x = np.where(hits, self._w1, self._w0)
+        firings: list[tuple[int, str, int, float]] = []
+        muted = self._mute > 0
+        for j in np.flatnonzero(muted).tolist():
+            take = int(min(self._mute[j], n))
+            self._muted_hits[j] += hits[:take, j].sum()
+            self._muted_rows[j] += take
+            self._mute[j] -= take
+            if self._mute[j] == 0:
+                self._relearned(j)
+            x[:take, j] = -np.inf  # no evidence while muted
+        c = np.cumsum(np.where(np.isinf(x), 0.0, x), axis=0)
+        floor = np.minimum(np.minimum.accumulate(c, axis=0), -self._s)
+        stats = np.where(np.isinf(x), 0.0, c - floor)
+        over = stats > self.h
+        for j in np.flatnonzero(over.any(axis=0)).tolist():
+            i = int(np.argmax(over[:, j]))
+            zero = np.flatnonzero(stats[: i + 1, j] <= 0.0)
+            since = int(zero[-1]) + 1 if len(zero) else 0
+            share = float(hits[since : i + 1, j].mean())
+            stream, side = (j, "high") if j < self.n_streams else (j - self.n_streams, "low")
+            firings.append((stream, side, i, share))
+            stats[:, j] = 0.0
+            self._mute[j] = self.relearn
+            rest = hits[i + 1 :, j]
+            take = int(min(self.relearn, len(rest)))
+            self._muted_hits[j], self._muted_rows[j] = rest[:take].sum(), take
+            self._mute[j] -= take
+            if self._mute[j] == 0:
+                self._relearned(j)
+        self._s = np.maximum(stats[-1], 0.0)
+        firings.sort(key=lambda f: (f[2], f[0]))
+        self._drift = bool(firings)
+        return firings
+
+    def _relearned(self, j: int) -> None:
+        """A muted tail's new in-control rate: what it saw while muted, if higher."""
+        seen = (self._muted_hits[j] + 1.0) / (self._muted_rows[j] + 2.0)
+        self._p0[j] = max(self._p0[j], seen)
+        self._w1, self._w0 = self._weights(self._p0)
+        self._s[j], self._muted_hits[j], self._muted_rows[j] = 0.0, 0.0, 0
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last update fired."""
+        return self._drift
+
+
 class WindowKS:
     """Kolmogorov-Smirnov test of the last ``window`` values against a reference.
 
@@ -391,6 +519,14 @@ class DriftConfig:
     """Blocks used to learn a stream's new mean after it fired (no firing meanwhile)."""
     clip: float = 4.0
     """Standardized values are clipped to this many standard deviations."""
+    tail: float = 0.02
+    """Each tail of a stream is beyond this reference quantile (and ``1 - tail``)."""
+    tail_factor: float = 5.0
+    """The tail CUSUM watches for exceedances this many times the reference rate."""
+    tail_h: float = 20.0
+    """Tail CUSUM threshold (log-likelihood ratio)."""
+    tail_relearn: int = 2000
+    """Rows a tail is muted after it fired; their rate becomes its in-control rate."""
     ks_window: int = 2048
     """Values in each KS window."""
     ks_every: int = 2048
@@ -430,6 +566,7 @@ class DriftMonitor:
     >>> for f in monitor.update(scores=rng.beta(1, 20, 1000), features=shifted):
     ...     print(f.detector, f.kind, f.feature, f.position)
     cusum feature count 1055
+    tail-high feature count 1042
     """
 
     def __init__(
@@ -469,6 +606,13 @@ class DriftMonitor:
             clip=cfg.clip,
             block=cfg.cusum_block,
             relearn=cfg.cusum_relearn,
+        )
+        self._tail = TailCusum(
+            references,
+            tail=cfg.tail,
+            factor=cfg.tail_factor,
+            h=cfg.tail_h,
+            relearn=cfg.tail_relearn,
         )
         self._ks = [WindowKS(sample(r)) for r in references]
         self._window = np.empty((0, len(references)))
@@ -517,6 +661,18 @@ class DriftMonitor:
                 "cusum", kind, self._streams[j], mean, self.config.cusum_h, self.rows_seen + i
             )
             out.append(firing)
+        for j, side, i, share in self._tail.update_many(values):
+            tail_kind: Literal["score", "feature"] = "score" if j == 0 else "feature"
+            out.append(
+                DriftFiring(
+                    f"tail-{side}",
+                    tail_kind,
+                    self._streams[j],
+                    share,
+                    self.config.tail_h,
+                    self.rows_seen + i,
+                )
+            )
         self._window = np.concatenate([self._window, values])[-self.config.ks_window :]
         self.rows_seen += len(values)
         if self.rows_seen >= self._next_ks:

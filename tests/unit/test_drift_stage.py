@@ -32,7 +32,14 @@ def featurized(drift: str | None) -> tuple[pd.DataFrame, np.ndarray]:
     # A fixed linear score stands in for the model: drift here is in the inputs.
     X = features[list(FEATURE_NAMES)].to_numpy()
     z = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-9)
-    scores = 1 / (1 + np.exp(-(z @ np.linspace(-0.3, 0.3, X.shape[1]) - 4)))
+    # No weight on the calendar flags: fraud here does not follow the week, so a trained
+    # model's score does not either (with weight, the score swings every weekend).
+    weights = np.where(
+        np.isin(FEATURE_NAMES, ["TX_DURING_WEEKEND", "TX_DURING_NIGHT"]),
+        0.0,
+        np.linspace(-0.3, 0.3, X.shape[1]),
+    )
+    scores = 1 / (1 + np.exp(-(z @ weights - 4)))
     return frame, np.column_stack([X, scores])
 
 
@@ -54,10 +61,11 @@ def test_a_new_fraud_pattern_fires_within_one_event_day_and_a_calm_stream_stays_
     fired = run(frame, matrix)
     after = [t for t in fired if t >= change]
     assert after, "no drift event after the change"
-    assert min(after) - change <= timedelta(days=1)
+    # The first night of card testing: the tail of the customers' 1-day counts.
+    assert min(after) - change <= timedelta(hours=12)
 
     calm_frame, calm_matrix = featurized(None)
     false_alarms = run(calm_frame, calm_matrix)
-    # 2 in 20 steady event-days with the default threshold (docs/benchmarks.md);
+    # None in 20 steady event-days on five seeds with the defaults (docs/benchmarks.md);
     # bounded here so a regression shows.
-    assert len(false_alarms) <= 3, false_alarms
+    assert len(false_alarms) <= 1, false_alarms
