@@ -6,8 +6,8 @@ day before, so an abrupt change fires within the day it happens, while slow tren
 (windows filling up after a start, seasons) move the reference along with them.
 :class:`models.drift.DriftMonitor` watches the blended score and every feature except
 the calendar flags (they swing every night and weekend by design), with two cheap
-CUSUMs per event (of block means, and of tail exceedances) and a KS test per window. The error stream of matured labels is watched by
-the online learner (ADWIN).
+CUSUMs per event (of block means, and of tail exceedances) and a KS test per window.
+The error stream of matured labels is watched by the online learner (ADWIN).
 
 Each firing becomes a :class:`~streams.events.DriftEvent` and the configured actions:
 ``alert`` (the event and a metric), ``shift_blend`` (weight moves toward the online
