@@ -6,9 +6,11 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from streams.live_eval import LiveEvaluation
+from models.scoreboard import card_precision_at_k
+from streams.live_eval import LiveEvaluation, card_precision
 
 T0 = datetime(2018, 6, 1, tzinfo=UTC)
 
@@ -45,3 +47,16 @@ def test_a_window_of_one_class_gives_nan() -> None:
     for i in range(3):
         out = ev.add("c", T0, False, {"blend": 0.1 * i})
     assert out is not None and all(math.isnan(v) for v in out["blend"][:2])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_card_precision_equals_the_scoreboard_version(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 5000
+    y = rng.random(n) < 0.05
+    score = np.round(rng.random(n), 2)  # ties on purpose
+    cards = rng.integers(0, 800, n)
+    days = rng.integers(0, 6, n).astype(float)
+    for k in (1, 10, 100, 1000):
+        ours = card_precision(y, score, cards, days, k)
+        assert ours == pytest.approx(card_precision_at_k(y, score, cards, days, k=k), abs=1e-12)
