@@ -232,6 +232,7 @@ class StreamWorker:
         # metrics: Faust's sensor, the consumer-lag feed and the `metrics` topic snapshots.
         install_faust_sensor(self.app)
         self.app.timer(1.0, name="metrics-lag")(self._feed_lag)
+        self.app.timer(5.0, name="event-loop-tasks")(self._count_tasks)
         self.snapshotter = MetricsSnapshotter(
             metrics.REGISTRY,
             settings.metrics.process_name or "worker",
@@ -288,6 +289,7 @@ class StreamWorker:
                     linger_ms=2,
                     max_batch_size=512 * 1024,
                     acks="all",
+                    enable_idempotence=self.settings.worker.idempotent_producer,
                 )
                 await producer.start()
                 self._producer = producer
@@ -528,6 +530,9 @@ class StreamWorker:
     async def _feed_lag(self) -> None:
         metrics.CONSUMER_LAG.update(faust_partition_offsets(self.app))
         sync_faust_sensor(self.app)
+
+    async def _count_tasks(self) -> None:
+        metrics.EVENT_LOOP_TASKS.set(len(asyncio.all_tasks()))
 
     async def _snapshot(self) -> None:
         await self._send(await self._publisher(), self.snapshotter.outputs())

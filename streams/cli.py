@@ -400,7 +400,7 @@ def chaos(
     seeds: int = typer.Option(None, help="Seeds per scenario. Default: 1 quick, 20 long."),
     first_seed: int = typer.Option(0, help="First seed (seeds are consecutive)."),
     only: str = typer.Option(
-        None, help="Comma-separated scenario names (kill,term,...; also poison-100k)."
+        None, help="Comma-separated scenario names (kill,term,...; also poison-100k, soak)."
     ),
     out: Path = typer.Option(Path("reports/chaos"), help="Where reports, truth and logs go."),
     s3_endpoint: str = typer.Option(
@@ -490,6 +490,9 @@ def chaos(
                 )
                 (out / "results.json").write_text(to_json(results), encoding="utf-8")
     report = table(results) + "\n\n" + summary(results) + "\n"
+    for r in results:
+        if r.trends is not None:
+            report += f"\nTrends, {r.scenario.name} seed {r.seed}:\n\n{r.trends.table()}\n"
     (out / "report.md").write_text(report, encoding="utf-8")
     console.print(report)
     for line in not_run:

@@ -1,6 +1,6 @@
 """Every Prometheus metric of streamscore, defined once, and helpers to update them.
 
-Names carry their unit (``_total``, ``_seconds``, ``_ratio``, ``_messages``,
+Names carry their unit (``_total``, ``_seconds``, ``_ratio``, ``_messages``, ``_tasks``,
 ``_events``); labels are few and bounded: a pipeline stage, a dead-letter reason, a
 model role, an execution provider, a decision, a drift detector, a topic and
 partition for lag. Never a customer, terminal or transaction id. Dashboards in
@@ -118,6 +118,12 @@ END_TO_END_LATENCY = Histogram(
     "ingestion (`since=ingest_time`) to the stage's output.",
     ["stage", "since"],
     buckets=_LATENCY_SECONDS,
+    registry=REGISTRY,
+)
+EVENT_LOOP_TASKS = Gauge(
+    "streamscore_event_loop_tasks",
+    "Asyncio tasks alive in the process's event loop (sampled every 5 s): a count that "
+    "keeps growing over hours is a task leak.",
     registry=REGISTRY,
 )
 WATERMARK = Gauge(

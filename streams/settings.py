@@ -161,6 +161,11 @@ class WorkerSettings(Section):
     """Consumer-group session timeout: how soon a dead worker's partitions move."""
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     """Consumer-group heartbeat interval."""
+    idempotent_producer: bool = False
+    """Write predictions and the other outputs with Kafka's idempotent producer, so a
+    broker restart that makes the producer retry never stores a record twice. Needs a
+    broker that grants producer ids: Apache Kafka does (docker-compose turns it on);
+    the embedded broker does not, and the worker's first send fails there."""
     web_enabled: bool = False
     """Run Faust's web server (its table endpoints stay off)."""
     web_host: str = "127.0.0.1"

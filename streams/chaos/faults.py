@@ -13,6 +13,8 @@ notes what it did and when in ``ctx.events`` (recovery is measured from those ti
   expelled); needs a broker with persistent storage (:mod:`streams.chaos.s3broker`).
 - ``poison``: no process fault (the workload carries the poison).
 - ``overload``: publish at twice the sustainable rate for a while, then back.
+- ``soak``: a second worker added and removed cleanly, again and again, while the
+  first one runs through the whole (hour-long) run.
 """
 
 from __future__ import annotations
@@ -148,6 +150,27 @@ def broker_restart(down_s: float) -> Fault:
     return fault
 
 
+def soak(cycles: int = 12) -> Fault:
+    """Periodic rebalances: a second worker added and removed ``cycles`` times.
+
+    The first worker lives through the whole run (its memory, files and threads are
+    the soak's trends); the second joins at the start of each cycle and leaves
+    cleanly (SIGTERM) halfway through it, so partitions move twice per cycle.
+    """
+
+    async def fault(ctx: FaultContext) -> None:
+        for k in range(1, cycles):
+            await ctx.at_share(k / cycles)
+            ctx.harness.start_worker()
+            ctx.note("worker added")
+            await ctx.at_share((k + 0.5) / cycles)
+            proc = _signal_worker(ctx, len(ctx.harness.workers) - 1, signal.SIGTERM)
+            ctx.note("worker removed (SIGTERM)")
+            await _wait_exit(proc)
+
+    return fault
+
+
 async def no_fault(ctx: FaultContext) -> None:
     """Nothing happens to the processes."""
 
@@ -178,4 +201,5 @@ FAULTS: dict[str, Fault] = {
     "poison": no_fault,
     "overload": overload(),
     "none": no_fault,
+    "soak": soak(),
 }

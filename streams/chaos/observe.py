@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,12 +97,21 @@ def proc_stats(pid: int) -> tuple[int, int, int] | None:
 
 @dataclass
 class Sampler:
-    """Samples of the worker processes: the largest one's RSS, files and threads."""
+    """Samples of the worker processes: the largest one's RSS, files and threads.
+
+    Processes named in ``watch`` are also followed one by one (for the soak's trends).
+    """
 
     samples: list[Sample] = field(default_factory=list)
+    #: Per watched process: (time, RSS bytes, open files, threads) samples.
+    series: dict[str, list[tuple[float, int, int, int]]] = field(default_factory=dict)
 
-    def sample(self, pids: list[int], backlog: int) -> None:
+    def sample(self, pids: list[int], backlog: int, watch: Mapping[str, int] | None = None) -> None:
         """Record the largest RSS, files and threads among ``pids`` right now."""
+        for name, pid in (watch or {}).items():
+            one = proc_stats(pid)
+            if one is not None:
+                self.series.setdefault(name, []).append((time.time(), *one))
         stats = [s for s in (proc_stats(pid) for pid in pids) if s is not None]
         if not stats:
             self.samples.append(Sample(time.time(), 0, 0, 0, backlog))

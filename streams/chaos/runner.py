@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from streams.broker import EmbeddedBroker
 from streams.chaos.faults import FAULTS, FaultContext
 from streams.chaos.observe import Outputs, Sampler
 from streams.chaos.produce import Pace, publish_plan
+from streams.chaos.soak import SoakTrends, soak_trends, task_counts
 from streams.chaos.truth import GroundTruth
 from streams.chaos.verify import Counts, Learning, count_features, verify
 from streams.chaos.workload import WorkloadConfig, plan_workload, valid_frame
@@ -73,6 +75,8 @@ class RunResult:
     wall_s: float
     crashed: list[str] = field(default_factory=list)
     publish_failures: int = 0
+    #: Memory, files, threads and tasks of the processes that lived through the run.
+    trends: SoakTrends | None = None
 
 
 def accounted(truth: GroundTruth, outputs: Outputs) -> bool:
@@ -143,6 +147,24 @@ async def read_learning(conn: KafkaConnection, topics: TopicsSettings) -> Learni
     return Learning(int(last.get("n_learned", 0)), len(ids), n)
 
 
+async def read_trends(
+    conn: KafkaConnection,
+    topics: TopicsSettings,
+    sampler: Sampler,
+    workers: list[subprocess.Popen[bytes]],
+) -> SoakTrends:
+    """Trends of the watched processes, with the task counts of ``workers``."""
+    raw: list[bytes] = []
+
+    def on_snapshot(topic: str, record: Any) -> None:
+        if record.key == b"worker":
+            raw.append(record.value)
+
+    await read_topics(conn, [topics.metrics.name], on_snapshot, lambda: False, 3.0)
+    pids = {w.pid: f"worker-0 (pid {w.pid})" for w in workers}
+    return soak_trends(sampler.series, task_counts(raw), pids)
+
+
 async def run_scenario(
     settings: StreamsSettings,
     conn: KafkaConnection,
@@ -170,6 +192,9 @@ async def run_scenario(
             harness.start_worker()
         if scenario.learner:
             harness.start_process("learner", "learner")
+        # The first worker and the learner, followed one by one (soak trends).
+        watch = {f"worker-0 (pid {harness.workers[0].pid})": harness.workers[0].pid}
+        watch.update({f"learner (pid {p.pid})": p.pid for p in harness.others})
         truth = GroundTruth(topics.transactions.name, topics.labels.name)
         truth.plan(workload.records)
         outputs = Outputs(topics.predictions.name, topics.features.name, topics.dead_letters.name)
@@ -208,7 +233,7 @@ async def run_scenario(
                 backlog = sum(1 for a in truth.acked.values() if a.planned.kind != "label")
                 backlog -= outputs.outcomes()
                 live = [w.pid for w in harness.workers if w.poll() is None]
-                sampler.sample(live, max(backlog, 0))
+                sampler.sample(live, max(backlog, 0), watch)
                 await asyncio.sleep(1.0)
 
         async def supervise() -> None:
@@ -249,6 +274,12 @@ async def run_scenario(
             await asyncio.to_thread(stop, proc, signal.SIGTERM)
         harness.others.clear()
         learning = await read_learning(conn, topics) if scenario.learner else None
+        trends = None
+        if scenario.fault == "soak":
+            survivors = list(harness.workers[:1])
+            # Stopped first: a live worker's snapshots would keep the reader waiting.
+            await asyncio.to_thread(harness.stop_workers, signal.SIGTERM)
+            trends = await read_trends(conn, topics, sampler, survivors)
     expected = featurize_frame(
         workload.frame[
             ["transaction_id", "event_time", "customer_id", "terminal_id", "amount"]
@@ -271,4 +302,5 @@ async def run_scenario(
         time.time() - started,
         crashed,
         len(pace.failures),
+        trends,
     )

@@ -54,6 +54,10 @@ NAMED_ONLY: tuple[Scenario, ...] = (
     Scenario(
         "poison-100k", "poison", customers=4300, terminals=8600, days=12, poison_per_valid=0.1
     ),
+    # Fault 6: about an hour at 600 records/s (300 transactions and 300 labels a
+    # second: half of the 1,200/s the overload scenario doubles), a second worker
+    # added and removed every five minutes; trends of memory, files, threads, tasks.
+    Scenario("soak", "soak", customers=3000, terminals=6000, days=186, rate=600.0),
 )
 
 #: Scenarios that need a restartable broker with persistent storage.
@@ -145,6 +149,7 @@ def to_json(results: Sequence[RunResult]) -> str:
                 "wall_s": round(r.wall_s, 2),
                 "crashed": r.crashed,
                 "publish_failures": r.publish_failures,
+                "trends": None if r.trends is None else asdict(r.trends),
             }
         )
     return json.dumps(out, indent=1)

@@ -24,7 +24,7 @@ from streams.exporter import (
 )
 from streams.metrics import ConsumerLagCollector, PartitionOffsets, observe_many, value
 
-UNITS = ("_total", "_seconds", "_ratio", "_bytes", "_messages", "_events", "_info")
+UNITS = ("_total", "_seconds", "_ratio", "_bytes", "_messages", "_events", "_info", "_tasks")
 #: Every label name a streamscore metric may carry (none identifies a customer,
 #: terminal or transaction).
 ALLOWED_LABELS = {
