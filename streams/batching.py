@@ -97,7 +97,14 @@ class BatchingConsumer(FaustConsumer):
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:
-                    await self.perform_seek()
+                    # A rebalance stopped the flow after this fetch: read again from
+                    # the committed offsets. The assignment may change under the seek
+                    # (IllegalStateError for a partition just revoked): not fatal, the
+                    # assignment's own seek follows; as in Faust's getmany.
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning("seek to committed offsets failed: %r", exc)
                     continue
                 generation = self.app.consumer_generation_id
                 for tp, tp_records in records.items():
@@ -202,7 +209,32 @@ class BatchingConsumer(FaustConsumer):
             raise RuntimeError(f"{tp.topic} must feed exactly one agent, not {len(channels)}")
         event = self.app.create_event(None, messages, None, batch)
         for channel in channels:
-            await channel.queue.put(event)
+            await self._put(channel.queue, event)
+
+    async def _put(self, queue: Any, event: Any) -> None:
+        """Put ``event`` on an agent's queue, giving up if a rebalance stops the flow.
+
+        As Faust's own delivery does: a queue with room takes the event at once; a
+        full one is waited on only until the flow is suspended. A rebalance clears the
+        agents' queues and cancels their waiting puts; left waiting, the fetcher would
+        be cancelled mid-rebalance instead, which crashes it for good (Faust calls
+        ``supervisor.wakeup()`` on a fetcher that has none) and stops the worker. An
+        abandoned batch is not acknowledged: it is read again from the committed
+        offset by whichever worker owns its partition next.
+        """
+        if not queue.full():
+            queue.put_nowait(event)
+            return
+        put = asyncio.ensure_future(queue.put(event))
+        suspended = asyncio.ensure_future(self.suspend_flow.wait())
+        try:
+            await asyncio.wait({put, suspended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (put, suspended):
+                if not future.done():
+                    future.cancel()
+        if put.done() and not put.cancelled() and put.exception() is not None:
+            raise put.exception()
 
 
 class BatchingTransport(FaustTransport):

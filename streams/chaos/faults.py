@@ -14,7 +14,9 @@ notes what it did and when in ``ctx.events`` (recovery is measured from those ti
 - ``poison``: no process fault (the workload carries the poison).
 - ``overload``: publish at twice the sustainable rate for a while, then back.
 - ``soak``: a second worker added and removed cleanly, again and again, while the
-  first one runs through the whole (hour-long) run.
+  first one runs through the whole (hour-long) run; ``join-leave`` is the same three
+  times over a short run that keeps the first worker busy (its fetcher must survive
+  each rebalance).
 """
 
 from __future__ import annotations
@@ -202,4 +204,5 @@ FAULTS: dict[str, Fault] = {
     "overload": overload(),
     "none": no_fault,
     "soak": soak(),
+    "join-leave": soak(cycles=4),
 }

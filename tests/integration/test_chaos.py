@@ -35,6 +35,7 @@ EXPECTED_EVENTS = {
         "kill -9 worker (not replaced)",
     ],
     "poison": [],
+    "join": ["worker added", "worker removed (SIGTERM)"] * 3,
 }
 
 
