@@ -57,6 +57,8 @@ class Scenario:
     learner: bool = True
     #: Restart processes that exit on their own (as a process supervisor would).
     supervise: bool = False
+    #: The run is over when no output arrives for this long (at least the caller's).
+    idle_s: float = 90.0
 
 
 @dataclass
@@ -258,7 +260,7 @@ async def run_scenario(
                 [topics.predictions.name, topics.features.name, topics.dead_letters.name],
                 on_output,
                 done,
-                idle_timeout_s=idle_timeout_s,
+                idle_timeout_s=max(idle_timeout_s, scenario.idle_s),
             )
         finally:
             sampling.cancel()
