@@ -83,21 +83,25 @@ class CustomerStage:
     def restore(self, partition: int, key: str, value: list[float] | None) -> None:
         """Apply one changelog entry (called during recovery).
 
-        Deletions are expiries: :meth:`drop_partitions`, called when recovery ends,
-        expires again from the restored watermarks, which removes those entries.
+        Deletions are expiries. The entry's customer is expired from the restored
+        watermark as the live stage did after each transaction, so a restore never
+        holds more than the live state did, however long the changelog (a log that is
+        never compacted still holds every entry ever written); :meth:`drop_partitions`,
+        called when recovery ends, expires every customer once more.
         """
-        customer_id, _, tx_id = key.partition("|")
-        windows = self.customers.get(customer_id)
         if value is None:
             return
+        customer_id, _, tx_id = key.partition("|")
         time_s, amount, seq = value
+        windows = self.customers.get(customer_id)
         if windows is None:
             windows = self.customers[customer_id] = CustomerWindows()
         self.partition_of[customer_id] = partition
         windows.add(tx_id, float(time_s), float(amount), int(seq))
         mark = self.watermarks.get(partition)
         if mark is None or time_s > mark:
-            self.watermarks[partition] = float(time_s)
+            mark = self.watermarks[partition] = float(time_s)
+        windows.expire(mark - self.config.max_lateness_s)
 
     def drop_partitions(self, keep: set[int]) -> None:
         """After recovery: forget partitions not owned, expire what the rest restored."""

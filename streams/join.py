@@ -59,10 +59,18 @@ class LabelJoin:
 
     # -- recovery ---------------------------------------------------------------------
     def restore(self, partition: int, key: str, value: list[object] | None) -> None:
-        """Apply one changelog entry: ``e|<id>`` a scored example, ``l|<id>`` an early label."""
+        """Apply one changelog entry: ``e|<id>`` a scored example, ``l|<id>`` an early label.
+
+        Deletions (joins and expiries) are applied in log order, and the ages of
+        entries already deleted are trimmed from the front, so a changelog that is
+        never compacted does not make a restore hold one age per entry ever written.
+        """
         kind, _, tx_id = key.partition("|")
         if value is None:
             (self.examples if kind == "e" else self.labels).pop(tx_id, None)
+            ages = self._ages.get(partition)
+            while ages and ages[0][2] not in (self.examples if ages[0][1] == "e" else self.labels):
+                ages.popleft()
             return
         time_s = float(value[0])  # type: ignore[arg-type]
         if kind == "e":

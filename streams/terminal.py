@@ -118,14 +118,20 @@ class TerminalStage:
 
         Keys: ``t|<terminal>|<tx>`` -> ``[time]`` a transaction, ``l|<terminal>|<tx>``
         -> ``[tx time, label time, is_fraud]`` a label, ``s|<terminal>|<tx>`` -> ``[time]``
-        a featurized (predicted) transaction. Deletions are expiries, redone
-        from the restored watermarks by :meth:`drop_partitions` when recovery ends.
+        a featurized (predicted) transaction. Deletions are expiries: each entry's
+        terminal (and the partition's featurized ids) is expired from the restored
+        watermark as it is restored, with the margin :meth:`drop_partitions` uses when
+        recovery ends, so a restore holds no more than the live state did however
+        long the changelog (a log that is never compacted holds every entry written).
         """
         if value is None:
             return
         kind, terminal_id, tx_id = key.split("|", 2)
         if kind == "s":
             self._remember(partition, terminal_id, tx_id, float(value[0]))
+            mark = self.watermarks.get(partition)
+            if mark is not None:
+                self._expire_scored(partition, self._restored_mark(mark))
             return
         windows = self._windows(terminal_id, partition)
         if kind == "t":
@@ -135,6 +141,17 @@ class TerminalStage:
             tx_time, label_time, is_fraud = value
             windows.add_label(tx_id, tx_time, label_time, bool(is_fraud))
             self._advance(self.label_watermarks, partition, label_time)
+        mark = self.watermarks.get(partition)
+        if mark is not None:
+            windows.expire(self._restored_mark(mark), self.config.label_delay_s)
+
+    def _restored_mark(self, newest: float) -> float:
+        """The expiry mark of restored state whose newest transaction time is ``newest``.
+
+        Restored state trails the newest restored time by at least the margin live
+        expiry keeps (see :meth:`_expiry_mark`).
+        """
+        return newest - self.config.max_lateness_s - 2 * DAY_S
 
     def drop_partitions(self, keep: set[int]) -> None:
         """After recovery: forget partitions not owned, expire what the rest restored."""
@@ -149,15 +166,11 @@ class TerminalStage:
         for p in [p for p in self._scored_ages if p not in keep]:
             del self._scored_ages[p]
         for p, newest in self.watermarks.items():
-            self._expire_scored(p, newest - self.config.max_lateness_s - 2 * DAY_S)
+            self._expire_scored(p, self._restored_mark(newest))
         for terminal_id, windows in self.terminals.items():
             mark = self.watermarks.get(self.partition_of[terminal_id])
             if mark is not None:
-                # Restored state trails the newest restored time by at least the margin
-                # live expiry keeps (see _expiry_mark).
-                windows.expire(
-                    mark - self.config.max_lateness_s - 2 * DAY_S, self.config.label_delay_s
-                )
+                windows.expire(self._restored_mark(mark), self.config.label_delay_s)
 
     # -- labels ---------------------------------------------------------------------
     def apply_labels(self, records: list[Record]) -> LabelResult:

@@ -204,6 +204,22 @@ def test_join_state_restores_from_its_changelog_and_expires_after_the_ttl() -> N
     assert set(restored.examples) == {"1"}
 
 
+def test_join_restore_of_a_long_changelog_keeps_ages_only_of_what_is_pending() -> None:
+    stage = ScoreStage(NAMES)
+    stage.models = ModelSet(online=linear(0.5))
+    live = LabelJoin()
+    writes = []
+    for i in range(0, 400, 2):  # each transaction joined by its label soon after
+        writes += live.remember(stage.score([row(i)])).writes
+        writes += live.on_labels([(0, label_for(i, i % 10 == 0))]).writes
+    writes += live.remember(stage.score([row(400)])).writes  # still waiting
+    restored = LabelJoin()
+    for w in writes:
+        restored.restore(w.partition, w.key, json.loads(json.dumps(w.value)))
+        assert len(restored._ages.get(0, ())) <= 1
+    assert set(restored.examples) == {"400"} and restored.labels == {}
+
+
 def example(i: int, fraud: bool, x: float) -> LabeledExample:
     return LabeledExample(
         transaction_id=str(i),

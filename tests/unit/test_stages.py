@@ -217,3 +217,57 @@ def test_featurized_ids_are_forgotten_once_older_than_the_dedup_horizon() -> Non
     result = stage.featurize([(rec(encode(later), 1, topic="txn-by-terminal"), later)])
     assert "1" not in stage.scored and "2" in stage.scored
     assert any(w.key == "s|t1|1" and w.value is None for w in result.writes)
+
+
+def test_customer_restore_from_a_long_changelog_holds_no_more_than_the_live_state() -> None:
+    # A changelog that is never compacted keeps every entry ever written, deletions
+    # included: a restore that expires only at the end would rebuild all of it first.
+    config = IngestConfig(max_lateness_s=3600)
+    live = CustomerStage(config)
+    writes, live_peak = [], 0
+    for i in range(400):
+        writes += live.process([rec(encode(tx(i, T0 + i * timedelta(hours=12))), i)]).writes
+        live_peak = max(live_peak, len(live.customers["c1"]))
+    assert any(w.value is None for w in writes)
+    restored, peak = CustomerStage(config), 0
+    for w in writes:
+        restored.restore(w.partition, w.key, w.value)
+        peak = max(peak, len(restored.customers["c1"]))
+    assert peak <= live_peak < 100
+    restored.drop_partitions({0})
+    assert restored.customers["c1"].to_state() == live.customers["c1"].to_state()
+    probe = rec(encode(tx(999, T0 + 400 * timedelta(hours=12))), 400)
+    (ours,) = enriched_of(restored.process([probe]).outputs)
+    (theirs,) = enriched_of(live.process([probe]).outputs)
+    assert ours.customer_features == theirs.customer_features
+
+
+def test_terminal_restore_from_a_long_changelog_holds_no_more_than_the_live_state() -> None:
+    config = TerminalConfig(upstream_partitions=1, dedup_s=10 * 86_400.0)
+    live = TerminalStage(config)
+    writes: list = []
+    live_peak = 0
+    for day in range(200):
+        when = T0 + day * DAY
+        live.apply_watermark(0, watermark(0, when))
+        if day >= 8:
+            labels = live.apply_labels(
+                [rec(label(day - 8, T0 + (day - 8) * DAY, day % 5 == 0), day, topic="labels")]
+            )
+            writes += labels.writes
+        item = enriched(day, when)
+        writes += live.featurize([(rec(encode(item), day, topic="txn-by-terminal"), item)]).writes
+        live_peak = max(live_peak, len(live.terminals["t1"]) + len(live.scored))
+    assert any(w.value is None for w in writes)
+    restored, peak = TerminalStage(config), 0
+    for w in writes:
+        restored.restore(w.partition, w.key, w.value)
+        peak = max(peak, len(restored.terminals["t1"]) + len(restored.scored))
+    # Restored state keeps two days more margin than live expiry (one entry a day, twice).
+    assert peak <= live_peak + 4 and live_peak < 100
+    restored.drop_partitions({0})
+    restored.apply_watermark(0, watermark(0, T0 + 200 * DAY))
+    probe = enriched(999, T0 + 200 * DAY)
+    ours = restored.featurize([(rec(encode(probe), 999, topic="txn-by-terminal"), probe)])
+    theirs = live.featurize([(rec(encode(probe), 999, topic="txn-by-terminal"), probe)])
+    assert ours.rows[0].values == theirs.rows[0].values
