@@ -56,6 +56,7 @@ from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
 from streams.join import JOIN_TABLE, JoinConfig, LabelJoin
 from streams.kafka import KafkaConnection
 from streams.live_eval import LiveEvaluation
+from streams.logs import Summarized
 from streams.model_updates import ModelUpdatesReader, update_key
 from streams.publish import BatchPublisher
 from streams.records import Output, Record, StateWrite
@@ -67,6 +68,9 @@ from streams.state import RAW_SCHEMA, ChangelogTable
 from streams.terminal import TERMINAL_TABLE, TerminalConfig, TerminalStage
 
 logger = logging.getLogger(__name__)
+
+#: At most one "drift detected" log line per this many seconds (with counts since).
+DRIFT_LOG_EVERY_S = 60.0
 
 
 def faust_credentials(conn: KafkaConnection) -> Any:
@@ -196,6 +200,7 @@ class StreamWorker:
             ),
         )
         self.drift_topic = topics.drift_events.name
+        self._drift_log = Summarized(DRIFT_LOG_EVERY_S)
         self.model_wait_s = scoring.model_wait_s
         self.model_updates_topic = topics.model_updates.name
         self.updates = ModelUpdatesReader(conn, topics.model_updates.name, self.served.on_update)
@@ -491,10 +496,12 @@ class StreamWorker:
             out.append(
                 Output(self.model_updates_topic, encode_key(update_key(request)), encode(request))
             )
-        logger.warning(
-            "drift detected",
-            extra={"firings": [(e.kind.value, e.detector, e.feature) for e in outcome.events]},
+        firings = [(e.kind.value, e.detector, e.feature) for e in outcome.events]
+        counts = self._drift_log.due(
+            "/".join(str(part) for part in firing if part is not None) for firing in firings
         )
+        if counts is not None:  # every event is on the drift topic; the log summarizes
+            logger.warning("drift detected", extra={"firings": firings, "since_last": counts})
         return out
 
     # -- metrics ----------------------------------------------------------------------

@@ -62,6 +62,8 @@ class Harness:
     log_dir: Path | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Workers started so far: each gets its own log, ``worker-<n>.log``.
+    workers_started: int = 0
     _logs: list[IO[bytes]] = field(default_factory=list)
     _tmp: Path | None = None
 
@@ -119,12 +121,13 @@ class Harness:
         out: IO[bytes] | int = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            log = (self.log_dir / f"worker-{len(self.workers)}.log").open("ab")
+            log = (self.log_dir / f"worker-{self.workers_started}.log").open("ab")
             self._logs.append(log)
             out = log
         cmd = [str(exe), "--log-level", "WARNING", "worker"]
         proc = spawn(cmd, env=self.env(), stdout=out, stderr=out)
         self.workers.append(proc)
+        self.workers_started += 1
         return proc
 
     def start_process(

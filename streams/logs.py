@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -50,3 +53,34 @@ def configure(level: str = "INFO", json_logs: bool = True) -> None:
     for noisy in ("aiokafka", "kafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     root._streamscore_configured = True  # type: ignore[attr-defined]
+
+
+class Summarized:
+    """Log a frequent event at most once per ``every_s``, with what happened since.
+
+    For events that can fire several times a second (drift firings while windows fill
+    from a cold start): the first one logs at once; later ones within ``every_s`` are
+    counted and reported with the next line that does log (``since_last``: counts by
+    key of what was not logged). Nothing is lost from the event's own channels
+    (topics, metrics); only the log line is summarized.
+    """
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self._clock = clock
+        self._last: float | None = None
+        self._unlogged: Counter[str] = Counter()
+
+    def due(self, keys: Iterable[str]) -> dict[str, int] | None:
+        """Count one event; return the counts to log with it, or None to skip the line.
+
+        The counts are those of the events not logged since the last line, this one
+        included.
+        """
+        self._unlogged.update(keys)
+        now = self._clock()
+        if self._last is not None and now - self._last < self.every_s:
+            return None
+        self._last = now
+        counts, self._unlogged = dict(self._unlogged), Counter()
+        return counts
