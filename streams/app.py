@@ -52,20 +52,21 @@ from streams.events import (
     Watermark,
 )
 from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
-from streams.ingest import CUSTOMER_TABLE, CustomerStage, IngestConfig
-from streams.join import JOIN_TABLE, JoinConfig, LabelJoin
+from streams.ingest import CUSTOMER_TABLE, CustomerStage
+from streams.join import JOIN_TABLE, LabelJoin
 from streams.kafka import KafkaConnection
 from streams.live_eval import LiveEvaluation
 from streams.logs import Summarized
 from streams.model_updates import ModelUpdatesReader, update_key
 from streams.publish import BatchPublisher
 from streams.records import Output, Record, StateWrite
-from streams.scoring import Scored, ScoreStage, ScoringConfig
+from streams.scoring import Scored
 from streams.serving_models import ServedModels
 from streams.settings import StreamsSettings
 from streams.snapshots import MetricsSnapshotter
+from streams.stages import build_stages
 from streams.state import RAW_SCHEMA, ChangelogTable
-from streams.terminal import TERMINAL_TABLE, TerminalConfig, TerminalStage
+from streams.terminal import TERMINAL_TABLE, TerminalStage
 
 logger = logging.getLogger(__name__)
 
@@ -149,45 +150,10 @@ class StreamWorker:
             broker_max_poll_records=worker.batch_size,
             processing_guarantee="at_least_once",
         )
-        day = 86_400.0
-        self.customers = CustomerStage(
-            IngestConfig(
-                enriched_topic=topics.txn_by_terminal.name,
-                enriched_partitions=topics.partitions_of(topics.txn_by_terminal),
-                dead_letter_topic=topics.dead_letters.name,
-                max_lateness_s=worker.max_lateness_s,
-            )
-        )
-        self.terminals = TerminalStage(
-            TerminalConfig(
-                dead_letter_topic=topics.dead_letters.name,
-                features_topic=topics.features.name if worker.emit_features else None,
-                upstream_partitions=topics.partitions_of(topics.transactions),
-                label_delay_s=worker.label_delay_days * day,
-                max_lateness_s=worker.max_lateness_s,
-            )
-        )
+        stages = build_stages(settings)
+        self.customers, self.terminals = stages.customers, stages.terminals
+        self.scorer, self.join = stages.scorer, stages.join
         scoring = settings.scoring
-        self.scorer = ScoreStage(
-            tuple(FEATURE_NAMES),
-            ScoringConfig(
-                predictions_topic=topics.predictions.name,
-                dead_letter_topic=topics.dead_letters.name,
-                source_topic=topics.txn_by_terminal.name,
-                review_threshold=scoring.review_threshold,
-                decline_threshold=scoring.decline_threshold,
-                reason_codes=scoring.reason_codes,
-            ),
-        )
-        self.scorer.models = replace(
-            self.scorer.models,
-            blend=WeightedBlend(w_deep=scoring.blend_w_deep, floor=scoring.blend_floor),
-        )
-        self.join = LabelJoin(
-            JoinConfig(
-                labeled_examples_topic=topics.labeled_examples.name, ttl_s=scoring.ttl_days * day
-            )
-        )
         self.served = ServedModels(self.scorer, models)
         self.live = LiveEvaluation()
         self.drift = DriftStage(

@@ -18,21 +18,17 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 
-from models.blend import WeightedBlend
-from models.features import FEATURE_NAMES
 from streams.bench.load import Messages
 from streams.events import EnrichedTransaction, Watermark
-from streams.ingest import WATERMARK_KEY, CustomerStage, IngestConfig
-from streams.join import JoinConfig, LabelJoin
+from streams.ingest import WATERMARK_KEY
 from streams.publish import KeyPartitioner
 from streams.records import Output, Record, StateWrite
-from streams.scoring import ModelSet, ScoreStage, ScoringConfig
+from streams.scoring import ModelSet
 from streams.settings import StreamsSettings
-from streams.terminal import TerminalConfig, TerminalStage
+from streams.stages import build_stages
 
 DAY_S = 86_400.0
 
@@ -56,45 +52,12 @@ class InProcessWorker:
         models: ModelSet,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        topics, worker, scoring = settings.topics, settings.worker, settings.scoring
+        topics = settings.topics
         self.partitions = topics.partitions
         self.enriched_topic = topics.txn_by_terminal.name
-        self.customers = CustomerStage(
-            IngestConfig(
-                enriched_topic=self.enriched_topic,
-                enriched_partitions=topics.partitions_of(topics.txn_by_terminal),
-                dead_letter_topic=topics.dead_letters.name,
-                max_lateness_s=worker.max_lateness_s,
-            )
-        )
-        self.terminals = TerminalStage(
-            TerminalConfig(
-                dead_letter_topic=topics.dead_letters.name,
-                features_topic=topics.features.name if worker.emit_features else None,
-                upstream_partitions=topics.partitions_of(topics.transactions),
-                label_delay_s=worker.label_delay_days * DAY_S,
-                max_lateness_s=worker.max_lateness_s,
-            )
-        )
-        self.scorer = ScoreStage(
-            tuple(FEATURE_NAMES),
-            ScoringConfig(
-                predictions_topic=topics.predictions.name,
-                dead_letter_topic=topics.dead_letters.name,
-                source_topic=topics.txn_by_terminal.name,
-                review_threshold=scoring.review_threshold,
-                decline_threshold=scoring.decline_threshold,
-                reason_codes=scoring.reason_codes,
-            ),
-        )
-        blend = WeightedBlend(w_deep=scoring.blend_w_deep, floor=scoring.blend_floor)
-        self.scorer.models = replace(models, blend=blend)
-        self.join = LabelJoin(
-            JoinConfig(
-                labeled_examples_topic=topics.labeled_examples.name,
-                ttl_s=scoring.ttl_days * DAY_S,
-            )
-        )
+        stages = build_stages(settings, models)
+        self.customers, self.terminals = stages.customers, stages.terminals
+        self.scorer, self.join = stages.scorer, stages.join
         self.clock = clock
         self.partitioner = KeyPartitioner()
         self.offsets: Counter[tuple[str, int]] = Counter()
