@@ -30,8 +30,6 @@ from streams.scoring import ModelSet
 from streams.settings import StreamsSettings
 from streams.stages import build_stages
 
-DAY_S = 86_400.0
-
 
 def changelog_values(writes: Sequence[StateWrite]) -> int:
     """Encode state writes as their changelog messages are encoded; return the bytes."""
