@@ -17,8 +17,6 @@ import argparse
 import functools
 import os
 import platform
-import time
-from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -29,21 +27,9 @@ from models.export import export_onnx
 from models.nets import FraudNet, SequenceNet, torch_threads
 from models.reasons import occlusion_effects
 from models.serving import OnnxScorer
+from streams.bench.engines import rows_per_second
 
 NAMES = [f"f{i:02d}" for i in range(15)]
-
-
-def rows_per_second(fn: Callable[[], object], rows: int, min_time: float, repeats: int) -> float:
-    """Best rate over ``repeats`` rounds, each calling ``fn`` for at least ``min_time`` s."""
-    fn()
-    best = 0.0
-    for _ in range(repeats):
-        calls, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < min_time:
-            fn()
-            calls += 1
-        best = max(best, calls * rows / elapsed)
-    return best
 
 
 def fmt(rate: float) -> str:
