@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from aiokafka import AIOKafkaProducer
 
 from producers.frames import load_transactions
 from producers.simulation.emit import parse_delay
@@ -137,12 +136,7 @@ async def replay(
     label_times = frame["label_time"].tolist() if "label_time" in frame else []
     event_ns = frame["event_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
-    producer = AIOKafkaProducer(
-        **conn.aiokafka_kwargs("-replay"),
-        linger_ms=config.linger_ms,
-        max_batch_size=256 * 1024,
-        acks="all",
-    )
+    producer = conn.bulk_producer("-replay", linger_ms=config.linger_ms)
     await producer.start()
     publisher = BatchPublisher(producer)
     n_tx = n_label = 0

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
 from streams.settings import KafkaSettings
 
 
@@ -81,6 +83,19 @@ class KafkaConnection:
             kwargs["sasl_plain_username"] = self.sasl_username
             kwargs["sasl_plain_password"] = self.sasl_password
         return kwargs
+
+    def bulk_producer(self, suffix: str, linger_ms: int = 5, **overrides: Any) -> AIOKafkaProducer:
+        """An aiokafka producer for publishing many records: every replica acknowledges,
+        batches of up to 256 KiB fill for ``linger_ms``; ``overrides`` replace or add
+        producer settings.
+        """
+        settings: dict[str, Any] = {
+            "acks": "all",
+            "linger_ms": linger_ms,
+            "max_batch_size": 256 * 1024,
+            **overrides,
+        }
+        return AIOKafkaProducer(**self.aiokafka_kwargs(suffix), **settings)
 
     def kafka_python_kwargs(self, suffix: str = "") -> dict[str, Any]:
         """Keyword arguments for kafka-python clients (admin and assign()-mode tools)."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from streams.kafka import KafkaConnection
 from streams.publish import BatchPublisher
@@ -125,12 +125,7 @@ async def raw_forward(
         heartbeat_interval_ms=int(heartbeat * 1000),
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    producer = AIOKafkaProducer(
-        **conn.aiokafka_kwargs("-bench-raw-out"),
-        linger_ms=2,
-        max_batch_size=512 * 1024,
-        acks="all",
-    )
+    producer = conn.bulk_producer("-bench-raw-out", linger_ms=2, max_batch_size=512 * 1024)
     await consumer.start()
     await producer.start()
     try:

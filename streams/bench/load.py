@@ -129,12 +129,7 @@ def encode_messages(
 
 
 def _producer(conn: KafkaConnection, linger_ms: int) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        **conn.aiokafka_kwargs("-bench"),
-        linger_ms=linger_ms,
-        max_batch_size=256 * 1024,
-        acks="all",
-    )
+    return conn.bulk_producer("-bench", linger_ms=linger_ms)
 
 
 async def publish_all(conn: KafkaConnection, messages: Messages) -> float:

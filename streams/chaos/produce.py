@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from streams.chaos.plan import Planned
 from streams.chaos.truth import GroundTruth
 from streams.kafka import KafkaConnection
@@ -58,14 +56,7 @@ async def publish_plan(
     ``gate`` ``(n, event)`` holds publishing after the first ``n`` records until
     ``event`` is set (a run waits for its workers to be up before loading them).
     """
-    producer = AIOKafkaProducer(
-        **conn.aiokafka_kwargs("-chaos"),
-        acks="all",
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        max_request_size=1024 * 1024,
-        request_timeout_ms=10_000,
-    )
+    producer = conn.bulk_producer("-chaos", max_request_size=1024 * 1024, request_timeout_ms=10_000)
     await producer.start()
     partitioner = KeyPartitioner()
     counts: dict[str, int] = {}

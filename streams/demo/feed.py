@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
-
 from streams.codec import encode
 from streams.demo.state import DemoState
 from streams.demo.stream import DemoStream
@@ -83,9 +81,7 @@ class Feed:
         the pipeline's start-up (group join, model loading) is not counted as latency
         of the whole first burst.
         """
-        producer = AIOKafkaProducer(
-            **self.conn.aiokafka_kwargs("-demo"), linger_ms=5, acks="all", max_batch_size=1 << 18
-        )
+        producer = self.conn.bulk_producer("-demo")
         await producer.start()
         try:
             publisher = BatchPublisher(producer)
