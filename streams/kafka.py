@@ -85,9 +85,10 @@ class KafkaConnection:
         return kwargs
 
     def bulk_producer(self, suffix: str, linger_ms: int = 5, **overrides: Any) -> AIOKafkaProducer:
-        """An aiokafka producer for publishing many records: every replica acknowledges,
-        batches of up to 256 KiB fill for ``linger_ms``; ``overrides`` replace or add
-        producer settings.
+        """An aiokafka producer for publishing many records.
+
+        Every replica acknowledges; batches of up to 256 KiB fill for ``linger_ms``;
+        ``overrides`` replace or add producer settings.
         """
         settings: dict[str, Any] = {
             "acks": "all",
