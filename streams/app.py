@@ -179,6 +179,7 @@ class StreamWorker:
             TERMINAL_TABLE: self._table(TERMINAL_TABLE, self.terminals),
             JOIN_TABLE: self._table(JOIN_TABLE, self.join),
         }
+        self._by_changelog = {t.changelog_topic_name: t for t in self.tables.values()}
         self.transactions_topic = self.app.topic(topics.transactions.name, schema=RAW_SCHEMA)
         self.labels_name = topics.labels.name
         self.app.batch_topics = frozenset(
@@ -204,6 +205,7 @@ class StreamWorker:
         install_faust_sensor(self.app)
         self.app.timer(1.0, name="metrics-lag")(self._feed_lag)
         self.app.timer(5.0, name="event-loop-tasks")(self._count_tasks)
+        self.app.timer(10.0, name="retained-state")(self._expire_retained)
         self.snapshotter = MetricsSnapshotter(
             metrics.REGISTRY,
             settings.metrics.process_name or "worker",
@@ -214,10 +216,10 @@ class StreamWorker:
             self.app.timer(self.snapshotter.interval_s, name="metrics-snapshot")(self._snapshot)
 
     def _table(self, name: str, stage: CustomerStage | TerminalStage | LabelJoin) -> ChangelogTable:
-        def assigned(partitions: set[int]) -> None:
-            stage.drop_partitions(partitions)
+        def assigned(active: set[int], retained: set[int]) -> None:
+            stage.drop_partitions(active | retained)
             if stage is self.terminals:
-                self.held = [h for h in self.held if h.record.partition in partitions]
+                self.held = [h for h in self.held if h.record.partition in active]
 
         table = ChangelogTable(
             self.app,
@@ -226,6 +228,7 @@ class StreamWorker:
             beacon=self.app.tables.beacon,
             restore=stage.restore,
             assigned=assigned,
+            retain_s=self.settings.worker.retain_revoked_s,
         )
         self.app.tables.add(table)
         return table
@@ -279,6 +282,7 @@ class StreamWorker:
             for o in outputs:
                 await publisher.publish(o.topic, o.key, o.value, o.timestamp_ms, o.partition)
             await publisher.flush()
+            self._acknowledged(publisher)
         except Exception:
             if self.app.should_stop:
                 raise asyncio.CancelledError from None  # shutting down: nothing commits now
@@ -286,6 +290,19 @@ class StreamWorker:
             logger.critical("outputs could not be delivered; exiting without commit", exc_info=True)
             logging.shutdown()
             os._exit(75)
+
+    def _acknowledged(self, publisher: BatchPublisher) -> None:
+        """Tell each table the offsets of its entries the broker has acknowledged."""
+        by_topic = self._by_changelog
+        for (topic, partition), offset in publisher.acked.items():
+            table = by_topic.get(topic)
+            if table is not None:
+                table.written(partition, offset)
+        publisher.acked.clear()
+
+    async def _expire_retained(self) -> None:
+        for table in self.tables.values():
+            table.expire_retained()
 
     # -- agents ---------------------------------------------------------------------
     async def _ingest_agent(self, stream: faust.StreamT[list[Message]]) -> None:

@@ -10,6 +10,7 @@ on that to co-partition labels with transactions.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable
 from typing import Any
 
@@ -49,6 +50,8 @@ class BatchPublisher:
         self._in_flight: list[Awaitable[Any]] = []
         self._max_in_flight = max_in_flight
         self.published = 0
+        #: (topic, partition) -> offset of the last record the broker acknowledged.
+        self.acked: dict[tuple[str, int], int] = {}
 
     async def partitions(self, topic: str) -> int:
         """Partition count of ``topic`` (cached)."""
@@ -86,11 +89,20 @@ class BatchPublisher:
         self.published += 1
 
     async def _send(self, slot: tuple[str, int], batch: Any) -> None:
+        count = batch.record_count()
         batch.close()
         fut = await self.producer.send_batch(batch, slot[0], partition=slot[1])
+        fut.add_done_callback(functools.partial(self._acked, slot, count))
         self._in_flight.append(fut)
         if len(self._in_flight) >= self._max_in_flight:
             await self._drain()
+
+    def _acked(self, slot: tuple[str, int], count: int, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        last = fut.result().offset + count - 1  # a batch's result holds its base offset
+        if last > self.acked.get(slot, -1):
+            self.acked[slot] = last
 
     async def _drain(self) -> None:
         in_flight, self._in_flight = self._in_flight, []

@@ -161,6 +161,10 @@ class WorkerSettings(Section):
     """Consumer-group session timeout: how soon a dead worker's partitions move."""
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     """Consumer-group heartbeat interval."""
+    retain_revoked_s: float = Field(default=600.0, ge=0)
+    """How long a worker keeps the state of partitions a rebalance took from it: a
+    partition that comes back within this time is caught up from where its changelog
+    was left instead of replayed from the start. 0 drops that state at once."""
     idempotent_producer: bool = False
     """Write predictions and the other outputs with Kafka's idempotent producer, so a
     broker restart that makes the producer retry never stores a record twice. Needs a

@@ -1,22 +1,33 @@
 """Changelog-backed state on Faust tables, with our own in-memory view.
 
 A :class:`ChangelogTable` is a Faust table used for what Faust tables do well —
-a compacted changelog topic per table, co-partitioned with the stream, replayed by
-Faust's recovery on start-up and on every rebalance — while the live state itself is
-held by the stage objects (:class:`streams.ingest.CustomerStage`,
-:class:`streams.terminal.TerminalStage`) in structures built for window queries.
+a changelog topic per table, co-partitioned with the stream, replayed by Faust's
+recovery on start-up and on every rebalance — while the live state itself is held by
+the stage objects (:class:`streams.ingest.CustomerStage`,
+:class:`streams.terminal.TerminalStage`, :class:`streams.join.LabelJoin`) in
+structures built for window queries.
 
 Writes are small: one changelog entry per event (``"<entity>|<transaction id>"`` ->
-JSON), deleted with a tombstone when it leaves every window, so the compacted
-changelog holds exactly the live state. Recovery feeds every entry back through the
-stage's ``restore`` callback; when recovery completes, state of partitions this worker
-no longer owns is dropped.
+JSON), deleted with a tombstone when it leaves every window, so a compacted changelog
+holds exactly the live state. Recovery feeds every entry back through the stage's
+``restore`` callback.
+
+The table knows, per partition, the last changelog offset its stage's state includes
+(entries restored, and the worker's own writes once acknowledged) and reports it to
+Faust as the *persisted offset*: recovery then reads only what came after it. A
+partition a rebalance takes away is kept for ``retain_s`` (the stage keeps its state,
+nothing changes it meanwhile), so when it comes back — a worker joining and leaving
+again, a rolling restart of the others — only the entries its other owner wrote are
+replayed, not the whole changelog. Re-reading an entry already applied is harmless:
+every ``restore`` is idempotent. Past ``retain_s`` the stage drops the partition's
+state and forgets its offset, and the next recovery of it starts from the beginning.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,7 +39,8 @@ from streams.records import Output
 logger = logging.getLogger(__name__)
 
 RestoreFn = Callable[[int, str, Any], None]
-AssignedFn = Callable[[set[int]], None]
+#: Called with (active partitions, revoked partitions whose state is kept).
+AssignedFn = Callable[[set[int], set[int]], None]
 
 RAW_SCHEMA: faust.Schema[bytes, bytes] = faust.Schema(
     key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -42,31 +54,64 @@ class ChangelogTable(faust.Table[bytes, bytes]):
     ----------
     restore
         Called with ``(partition, key, value)`` for each changelog entry during
-        recovery; ``value`` is None for a deletion.
+        recovery; ``value`` is None for a deletion. Must be idempotent.
     assigned
-        Called with the set of active partitions after each recovery.
+        Called with ``(active, retained)`` partitions after each recovery and when a
+        retained partition's time is up: the stage keeps the state of both sets and
+        drops the rest.
+    retain_s
+        How long the state of a revoked partition is kept (see the module).
+    clock
+        Monotonic seconds.
     """
 
     def __init__(
-        self, app: faust.App, *, restore: RestoreFn, assigned: AssignedFn, **kwargs: Any
+        self,
+        app: faust.App,
+        *,
+        restore: RestoreFn,
+        assigned: AssignedFn,
+        retain_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
     ) -> None:
         super().__init__(app, schema=RAW_SCHEMA, key_type=bytes, value_type=bytes, **kwargs)
         self._restore = restore
         self._assigned = assigned
+        self.retain_s = retain_s
+        self._clock = clock
         self.restored = 0
+        #: Per partition whose state the stage holds: the last changelog offset in it.
+        self.applied: dict[int, int] = {}
+        self.active: set[int] = set()
+        #: Revoked partitions whose state is kept -> when they were revoked.
+        self.retained: dict[int, float] = {}
+        self._rebalancing = False
 
     def entry(self, partition: int, key: str, value: Any) -> Output:
         """The changelog message that records ``key = value`` (None deletes).
 
-        Sent by the caller with the batch's other outputs, on the app's producer,
-        so Faust flushes it before committing the offsets it covers.
+        Sent by the caller with the batch's other outputs; once the broker has
+        acknowledged it, report its offset with :meth:`written`.
         """
         raw = None if value is None else json.dumps(value, separators=(",", ":")).encode()
         return Output(self.changelog_topic_name, key.encode(), raw, partition=partition)
 
+    def written(self, partition: int, offset: int) -> None:
+        """Our own entry at ``offset`` of ``partition`` was acknowledged by the broker."""
+        if partition in self.active or partition in self.retained:
+            self.applied[partition] = max(offset, self.applied.get(partition, -1))
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """The changelog offset recovery of ``tp`` may start from (None: the beginning)."""
+        if tp.topic != self.changelog_topic_name:
+            return None
+        return self.applied.get(tp.partition)
+
     def apply_changelog_batch(self, batch: Iterable[EventT[bytes]]) -> None:
         """Called by Faust's recovery with a batch of changelog events."""
         restore = self._restore
+        applied = self.applied
         for event in batch:
             message = event.message
             raw = message.value
@@ -80,15 +125,50 @@ class ChangelogTable(faust.Table[bytes, bytes]):
                     "changelog entry skipped",
                     extra={"table": self.name, "key": key, "offset": message.offset},
                 )
-                continue
+            if message.offset > applied.get(message.partition, -1):
+                applied[message.partition] = message.offset
             self.restored += 1
+
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
+    ) -> None:
+        """Called by Faust when a rebalance starts: retained state is not dropped now."""
+        self._rebalancing = True
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         """Called by Faust when recovery after a rebalance has completed."""
         partitions = {tp.partition for tp in active_tps if tp.topic == self.changelog_topic_name}
-        self._assigned(partitions)
+        now = self._clock()
+        for p in self.active - partitions:
+            self.retained.setdefault(p, now)
+        for p in partitions:
+            self.retained.pop(p, None)
+        self.active = partitions
+        self._rebalancing = False
+        self._settle(now)
         logger.info(
             "table recovered",
-            extra={"table": self.name, "partitions": sorted(partitions), "entries": self.restored},
+            extra={
+                "table": self.name,
+                "partitions": sorted(partitions),
+                "retained": sorted(self.retained),
+                "entries": self.restored,
+            },
         )
         await super().on_recovery_completed(active_tps, standby_tps)
+
+    def expire_retained(self) -> None:
+        """Drop retained partitions whose time is up (call now and then)."""
+        if self._rebalancing:
+            return  # the partition may be coming back: recovery decides
+        now = self._clock()
+        if any(now - since >= self.retain_s for since in self.retained.values()):
+            self._settle(now)
+
+    def _settle(self, now: float) -> None:
+        for p in [p for p, since in self.retained.items() if now - since >= self.retain_s]:
+            del self.retained[p]
+        for p in [p for p in self.applied if p not in self.active and p not in self.retained]:
+            del self.applied[p]
+        self._assigned(set(self.active), set(self.retained))
