@@ -294,10 +294,11 @@ class StreamWorker:
     def _acknowledged(self, publisher: BatchPublisher) -> None:
         """Tell each table the offsets of its entries the broker has acknowledged."""
         by_topic = self._by_changelog
-        for (topic, partition), offset in publisher.acked.items():
+        for (topic, partition), ranges in publisher.acked.items():
             table = by_topic.get(topic)
             if table is not None:
-                table.written(partition, offset)
+                for first, last in sorted(ranges):
+                    table.written(partition, first, last)
         publisher.acked.clear()
 
     async def _expire_retained(self) -> None:

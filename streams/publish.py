@@ -50,8 +50,9 @@ class BatchPublisher:
         self._in_flight: list[Awaitable[Any]] = []
         self._max_in_flight = max_in_flight
         self.published = 0
-        #: (topic, partition) -> offset of the last record the broker acknowledged.
-        self.acked: dict[tuple[str, int], int] = {}
+        #: (topic, partition) -> (first, last) offsets of each batch the broker
+        #: acknowledged, in acknowledgement order (the caller clears it).
+        self.acked: dict[tuple[str, int], list[tuple[int, int]]] = {}
 
     async def partitions(self, topic: str) -> int:
         """Partition count of ``topic`` (cached)."""
@@ -100,9 +101,8 @@ class BatchPublisher:
     def _acked(self, slot: tuple[str, int], count: int, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
-        last = fut.result().offset + count - 1  # a batch's result holds its base offset
-        if last > self.acked.get(slot, -1):
-            self.acked[slot] = last
+        first = fut.result().offset  # a batch's result holds its base offset
+        self.acked.setdefault(slot, []).append((first, first + count - 1))
 
     async def _drain(self) -> None:
         in_flight, self._in_flight = self._in_flight, []

@@ -21,6 +21,14 @@ again, a rolling restart of the others — only the entries its other owner wrot
 replayed, not the whole changelog. Re-reading an entry already applied is harmless:
 every ``restore`` is idempotent. Past ``retain_s`` the stage drops the partition's
 state and forgets its offset, and the next recovery of it starts from the beginning.
+
+The offset is trusted only while the state is exactly the changelog up to it: each
+acknowledged write must start right after the last offset the state includes. A
+write that lands further on means another worker wrote to the partition meanwhile
+(a worker the group had already dropped still flushing, or ours flushing late after
+a revoke), entries this state has not seen: the partition is then *diverged*, its
+offset forgotten, and it is not retained when revoked, so its next recovery starts
+from the beginning as a fresh worker's would.
 """
 
 from __future__ import annotations
@@ -86,6 +94,9 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         self.active: set[int] = set()
         #: Revoked partitions whose state is kept -> when they were revoked.
         self.retained: dict[int, float] = {}
+        #: Partitions whose changelog another worker wrote to while this state held
+        #: them: no offset is trusted, and they are not retained.
+        self.diverged: set[int] = set()
         self._rebalancing = False
 
     def entry(self, partition: int, key: str, value: Any) -> Output:
@@ -97,10 +108,28 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         raw = None if value is None else json.dumps(value, separators=(",", ":")).encode()
         return Output(self.changelog_topic_name, key.encode(), raw, partition=partition)
 
-    def written(self, partition: int, offset: int) -> None:
-        """Our own entry at ``offset`` of ``partition`` was acknowledged by the broker."""
-        if partition in self.active or partition in self.retained:
-            self.applied[partition] = max(offset, self.applied.get(partition, -1))
+    def written(self, partition: int, first: int, last: int) -> None:
+        """Our own entries at offsets ``first``..``last`` were acknowledged by the broker.
+
+        Call in offset order per partition.
+        """
+        if partition not in self.active and partition not in self.retained:
+            return
+        if partition in self.diverged:
+            return
+        held = self.applied.get(partition, -1)
+        if last <= held:
+            return  # already counted
+        if first != held + 1:
+            self.diverged.add(partition)
+            self.applied.pop(partition, None)
+            logger.warning(
+                "changelog partition written by another worker too: its next recovery "
+                "starts from the beginning",
+                extra={"table": self.name, "partition": partition, "held": held, "first": first},
+            )
+            return
+        self.applied[partition] = last
 
     def persisted_offset(self, tp: TP) -> int | None:
         """The changelog offset recovery of ``tp`` may start from (None: the beginning)."""
@@ -141,7 +170,8 @@ class ChangelogTable(faust.Table[bytes, bytes]):
         partitions = {tp.partition for tp in active_tps if tp.topic == self.changelog_topic_name}
         now = self._clock()
         for p in self.active - partitions:
-            self.retained.setdefault(p, now)
+            if p not in self.diverged:
+                self.retained.setdefault(p, now)
         for p in partitions:
             self.retained.pop(p, None)
         self.active = partitions
@@ -171,4 +201,5 @@ class ChangelogTable(faust.Table[bytes, bytes]):
             del self.retained[p]
         for p in [p for p in self.applied if p not in self.active and p not in self.retained]:
             del self.applied[p]
+        self.diverged &= self.active
         self._assigned(set(self.active), set(self.retained))

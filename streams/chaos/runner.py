@@ -167,6 +167,18 @@ async def read_trends(
     return soak_trends(sampler.series, task_counts(raw), pids)
 
 
+def reading_limit_s(n_records: int, scenario: Scenario) -> float:
+    """How long the outputs are read at most: the paced load, as long again to drain.
+
+    >>> reading_limit_s(5_760_000, Scenario("soak", "soak", rate=1600.0, idle_s=900.0))
+    8100.0
+    >>> reading_limit_s(1000, Scenario("kill", "kill"))
+    3600.0
+    """
+    load_s = n_records / scenario.rate if scenario.rate else 0.0
+    return max(3600.0, 2 * load_s + scenario.idle_s)
+
+
 async def run_scenario(
     settings: StreamsSettings,
     conn: KafkaConnection,
@@ -261,6 +273,7 @@ async def run_scenario(
                 on_output,
                 done,
                 idle_timeout_s=max(idle_timeout_s, scenario.idle_s),
+                total_timeout_s=reading_limit_s(len(workload.records), scenario),
             )
         finally:
             sampling.cancel()

@@ -92,6 +92,24 @@ def test_counts_that_differ_from_the_offline_computation_are_state_violations() 
     assert (counts.state_violations, counts.sequence_violations) == (1, 0)
 
 
+def test_past_30_days_of_a_customer_only_the_offline_counts_are_checked() -> None:
+    day_ms = 86_400_000
+    first = valid(0, "first")
+    late = Planned(1, "transactions", b"c", b"{}", 31 * day_ms, "late", "valid", "c", 5)
+    out = outputs()
+    out.predictions.update({"first": 1, "late": 1})
+    out.counts["first"] = [counts_vector(1)]
+    out.counts["late"] = [counts_vector(2)]  # 5 earlier events, only one of them in 30 days
+    right = {"late": counts_vector(2)}
+    counts = verify(truth_of((first, 0), (late, 1)), out, right, None)
+    assert (counts.state_violations, counts.sequence_violations) == (0, 0)
+    wrong = {"late": counts_vector(3)}
+    counts = verify(truth_of((first, 0), (late, 1)), out, wrong, None)
+    seen = (counts.state_violations, counts.count_mismatches, counts.sequence_violations)
+    assert seen == (1, 1, 0)
+    assert counts.state_examples and counts.state_examples[0].startswith("late (sequence 5)")
+
+
 def test_customers_with_an_unacknowledged_record_are_not_held_to_their_sequence() -> None:
     a, lost = valid(0, "a", sequence=1), valid(1, "lost", sequence=0)
     out = outputs()

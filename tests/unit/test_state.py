@@ -65,8 +65,9 @@ def test_recovery_starts_after_what_the_state_already_includes() -> None:
     assert stage.entries == [(0, "c|1", [1.0]), (0, "c|1", None)]
     assert t.persisted_offset(tp0) == 2  # a skipped entry still counts as read
     recovered(t, 0, 1)
-    t.written(1, 7)  # our own entries, acknowledged
-    t.written(1, 5)
+    t.written(1, 0, 5)  # our own entries, acknowledged (partition 1 was empty)
+    t.written(1, 6, 7)
+    t.written(1, 4, 5)  # a repeat of what is counted changes nothing
     assert t.persisted_offset(tp1) == 7
     assert t.persisted_offset(TP("other-topic", 1)) is None
     assert stage.kept[-1] == ({0, 1}, set())
@@ -77,13 +78,13 @@ def test_a_revoked_partition_is_kept_for_a_while_then_dropped_with_its_offset() 
     t = table(stage, now, retain_s=60.0)
     tp1 = TP(t.changelog_topic_name, 1)
     recovered(t, 0, 1)
-    t.written(0, 3)
-    t.written(1, 9)
+    t.written(0, 0, 3)
+    t.written(1, 0, 9)
     now[0] = 110.0
     recovered(t, 0)  # partition 1 went to another worker
     assert stage.kept[-1] == ({0}, {1})
     assert t.persisted_offset(tp1) == 9  # if it comes back: from there
-    t.written(1, 10)  # an acknowledgement that arrives after the revoke still counts
+    t.written(1, 10, 10)  # an acknowledgement that arrives after the revoke still counts
     assert t.persisted_offset(tp1) == 10
     now[0] = 169.0
     t.expire_retained()
@@ -95,7 +96,7 @@ def test_a_revoked_partition_is_kept_for_a_while_then_dropped_with_its_offset() 
     recovered(t, 0)  # it did not: its time is up
     assert stage.kept[-1] == ({0}, set())
     assert t.persisted_offset(tp1) is None
-    t.written(1, 11)  # a late acknowledgement of a dropped partition: ignored
+    t.written(1, 11, 11)  # a late acknowledgement of a dropped partition: ignored
     assert t.persisted_offset(tp1) is None
 
 
@@ -103,7 +104,7 @@ def test_a_partition_back_within_its_time_stays_and_time_is_up_without_a_rebalan
     stage, now = Stage(), [0.0]
     t = table(stage, now, retain_s=30.0)
     recovered(t, 0, 1)
-    t.written(1, 4)
+    t.written(1, 0, 4)
     recovered(t, 0)
     now[0] = 20.0
     recovered(t, 0, 1)  # back: caught up from offset 4, nothing dropped
@@ -119,7 +120,29 @@ def test_with_no_retention_a_revoked_partition_is_dropped_at_once() -> None:
     stage, now = Stage(), [0.0]
     t = table(stage, now, retain_s=0.0)
     recovered(t, 0, 1)
-    t.written(1, 4)
+    t.written(1, 0, 4)
     recovered(t, 0)
     assert stage.kept[-1] == ({0}, set())
     assert t.persisted_offset(TP(t.changelog_topic_name, 1)) is None
+
+
+def test_a_partition_another_worker_wrote_to_meanwhile_is_recovered_from_the_beginning() -> None:
+    stage, now = Stage(), [0.0]
+    t = table(stage, now, retain_s=60.0)
+    tp0, tp1 = TP(t.changelog_topic_name, 0), TP(t.changelog_topic_name, 1)
+    t.apply_changelog_batch([event(1, 0, "c|1", [1.0]), event(1, 1, "c|2", [2.0])])
+    recovered(t, 0, 1)
+    t.written(1, 2, 3)  # right after what was restored: the state is the log up to 3
+    assert t.persisted_offset(tp1) == 3
+    t.written(1, 6, 6)  # 4 and 5 are someone else's: this state never saw them
+    assert t.persisted_offset(tp1) is None
+    t.written(1, 7, 9)  # back to back with ours, but the gap stays
+    assert t.persisted_offset(tp1) is None
+    t.written(0, 0, 1)
+    recovered(t)  # both revoked: the diverged one is not kept
+    assert stage.kept[-1] == (set(), {0})
+    assert t.persisted_offset(tp0) == 1
+    recovered(t, 0, 1)  # partition 1 starts over from the beginning and is trusted again
+    t.apply_changelog_batch([event(1, i, f"c|{i}", [1.0]) for i in range(10)])
+    t.written(1, 10, 10)
+    assert t.persisted_offset(tp1) == 10
