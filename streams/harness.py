@@ -196,11 +196,14 @@ async def read_topics(
     done: Callable[[], bool],
     idle_timeout_s: float = 60.0,
     total_timeout_s: float = 3600.0,
+    to_end: bool = False,
 ) -> None:
     """Read ``topics`` from the beginning until ``done()`` or nothing arrives for a while.
 
-    Uses an assign()-mode consumer (no consumer group), so reading never disturbs
-    the pipeline's groups.
+    With ``to_end``, reading stops once every partition is read up to the end offset
+    it had when reading began (the idle timeout then does not apply: a slow start
+    cannot end the read early). Uses an assign()-mode consumer (no consumer group),
+    so reading never disturbs the pipeline's groups.
     """
     consumer = AIOKafkaConsumer(
         **conn.aiokafka_kwargs("-reader"),
@@ -219,8 +222,16 @@ async def read_topics(
             tps.extend(TopicPartition(topic, p) for p in sorted(parts))
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps) if to_end else {}
+
+        async def at_end() -> bool:
+            for tp, end in ends.items():
+                if await consumer.position(tp) < end:
+                    return False
+            return True
+
         started = last = time.monotonic()
-        while not done():
+        while not done() and not (to_end and await at_end()):
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             now = time.monotonic()
             if batch:
@@ -228,7 +239,8 @@ async def read_topics(
                 for tp, records in batch.items():
                     for record in records:
                         on_message(tp.topic, record)
-            if now - last > idle_timeout_s or now - started > total_timeout_s:
+            idle = not to_end and now - last > idle_timeout_s
+            if idle or now - started > total_timeout_s:
                 return
             await asyncio.sleep(0)
     finally:

@@ -131,7 +131,14 @@ async def read_learning(conn: KafkaConnection, topics: TopicsSettings) -> Learni
             manifest = json.loads(record.value).get("manifest") or {}
             snapshots.append(manifest)
 
-    await read_topics(conn, [topics.model_updates.name], on_update, lambda: False, 3.0)
+    await read_topics(
+        conn,
+        [topics.model_updates.name],
+        on_update,
+        lambda: False,
+        to_end=True,
+        total_timeout_s=600.0,
+    )
     if not snapshots:
         return None
     last = snapshots[-1]
@@ -145,7 +152,14 @@ async def read_learning(conn: KafkaConnection, topics: TopicsSettings) -> Learni
             ids.add(json.loads(record.value)["transaction_id"])
             n += 1
 
-    await read_topics(conn, [topics.labeled_examples.name], on_example, lambda: False, 3.0)
+    await read_topics(
+        conn,
+        [topics.labeled_examples.name],
+        on_example,
+        lambda: False,
+        to_end=True,
+        total_timeout_s=600.0,
+    )
     return Learning(int(last.get("n_learned", 0)), len(ids), n)
 
 
@@ -162,7 +176,9 @@ async def read_trends(
         if record.key == b"worker":
             raw.append(record.value)
 
-    await read_topics(conn, [topics.metrics.name], on_snapshot, lambda: False, 3.0)
+    await read_topics(
+        conn, [topics.metrics.name], on_snapshot, lambda: False, to_end=True, total_timeout_s=600.0
+    )
     pids = {w.pid: f"worker-0 (pid {w.pid})" for w in workers}
     return soak_trends(sampler.series, task_counts(raw), pids)
 

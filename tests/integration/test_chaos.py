@@ -55,7 +55,12 @@ def test_quick_fault_leaves_one_outcome_per_input_and_learns_each_label_once(
     assert counts.inputs > 500 and counts.unacked == 0
     assert [what for what, _ in result.events] == EXPECTED_EVENTS[scenario.name]
     assert result.crashed == []
-    assert counts.learned == counts.labeled > 0
+    learner_log = tmp_path / "learner.log"
+    assert counts.learned == counts.labeled > 0, (
+        counts.learned,
+        counts.labeled,
+        learner_log.read_text()[-3000:] if learner_log.exists() else "",
+    )
     if scenario.poison_per_valid:
         # Every kind of poison, each record dead-lettered once with its own reason.
         assert counts.poison > len(POISON_KINDS)
