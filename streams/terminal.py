@@ -120,23 +120,25 @@ class TerminalStage:
         -> ``[tx time, label time, is_fraud]`` a label, ``s|<terminal>|<tx>`` -> ``[time]``
         a featurized (predicted) transaction. Deletions are expiries: each entry's
         terminal (and the partition's featurized ids) is expired from the restored
-        watermark as it is restored, with the margin :meth:`drop_partitions` uses when
-        recovery ends, so a restore holds no more than the live state did however
-        long the changelog (a log that is never compacted holds every entry written).
+        watermark (the newest featurized time, see :meth:`_restored_mark`) as it is
+        restored, with the margin :meth:`drop_partitions` uses when recovery ends, so
+        a restore holds about what the live state did, however long the changelog (a
+        log that is never compacted holds every entry written).
         """
         if value is None:
             return
         kind, terminal_id, tx_id = key.split("|", 2)
         if kind == "s":
             self._remember(partition, terminal_id, tx_id, float(value[0]))
-            mark = self.watermarks.get(partition)
-            if mark is not None:
-                self._expire_scored(partition, self._restored_mark(mark))
+            mark = self._advance(self.watermarks, partition, float(value[0]))
+            self._expire_scored(partition, self._restored_mark(mark))
             return
         windows = self._windows(terminal_id, partition)
         if kind == "t":
+            # An arrival, not progress: a transaction is recorded when it arrives,
+            # possibly long before it is ready (a slow source partition holds every
+            # window back), so only featurized ids move the restored watermark.
             windows.add_transaction(tx_id, value[0])
-            self._advance(self.watermarks, partition, value[0])
         else:
             tx_time, label_time, is_fraud = value
             windows.add_label(tx_id, tx_time, label_time, bool(is_fraud))
@@ -146,12 +148,17 @@ class TerminalStage:
             windows.expire(self._restored_mark(mark), self.config.label_delay_s)
 
     def _restored_mark(self, newest: float) -> float:
-        """The expiry mark of restored state whose newest transaction time is ``newest``.
+        """The expiry mark of restored state whose newest featurized time is ``newest``.
 
-        Restored state trails the newest restored time by at least the margin live
-        expiry keeps (see :meth:`_expiry_mark`).
+        Live expiry follows the slowest source partition (see :meth:`_expiry_mark`),
+        which the changelog does not record; what it does record is that a
+        transaction at ``newest`` was ready, so every source had reached
+        ``newest - label_delay_s``. Restored state is expired from there, less the
+        day live expiry keeps and the allowed lateness: never past what a
+        transaction still to come can see. Live expiry trims the rest once the
+        sources' watermarks arrive.
         """
-        return newest - self.config.max_lateness_s - 2 * DAY_S
+        return newest - self.config.label_delay_s - DAY_S - self.config.max_lateness_s
 
     def drop_partitions(self, keep: set[int]) -> None:
         """After recovery: forget partitions not owned, expire what the rest restored."""

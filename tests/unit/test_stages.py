@@ -263,11 +263,43 @@ def test_terminal_restore_from_a_long_changelog_holds_no_more_than_the_live_stat
     for w in writes:
         restored.restore(w.partition, w.key, w.value)
         peak = max(peak, len(restored.terminals["t1"]) + len(restored.scored))
-    # Restored state keeps two days more margin than live expiry (one entry a day, twice).
-    assert peak <= live_peak + 4 and live_peak < 100
+    # Restored state keeps the label delay and a day more than live expiry (one entry a
+    # day, twice: transactions and featurized ids), until live expiry trims it.
+    assert peak <= live_peak + 2 * 9 and live_peak < 100
     restored.drop_partitions({0})
     restored.apply_watermark(0, watermark(0, T0 + 200 * DAY))
     probe = enriched(999, T0 + 200 * DAY)
     ours = restored.featurize([(rec(encode(probe), 999, topic="txn-by-terminal"), probe)])
     theirs = live.featurize([(rec(encode(probe), 999, topic="txn-by-terminal"), probe)])
     assert ours.rows[0].values == theirs.rows[0].values
+
+
+def test_terminal_restore_keeps_what_transactions_still_waiting_can_see() -> None:
+    # Source 1 lags: transactions from source 0 arrive (and are changelogged) weeks
+    # ahead of what can be featurized. The restored watermark must follow what was
+    # featurized, not what arrived, or it expires windows the waiting ones need.
+    config = TerminalConfig(upstream_partitions=2)
+    live = TerminalStage(config)
+    writes: list = []
+    for day in range(60):
+        when = T0 + day * DAY
+        for source in (0, 1):
+            live.apply_watermark(0, watermark(source, when))
+        item = enriched(day, when)
+        writes += live.featurize([(rec(encode(item), day, topic="txn-by-terminal"), item)]).writes
+    waiting = [enriched(day, T0 + day * DAY) for day in range(60, 90)]
+    for offset, item in enumerate(waiting, start=60):
+        writes += live.accept(rec(encode(item), offset, topic="txn-by-terminal"), item)
+    restored = TerminalStage(config)
+    for w in writes:
+        restored.restore(w.partition, w.key, w.value)
+    restored.drop_partitions({0})
+    for stage in (live, restored):
+        for source in (0, 1):
+            stage.apply_watermark(0, watermark(source, T0 + 60 * DAY))
+    probe = waiting[0]
+    batch = [(rec(encode(probe), 60, topic="txn-by-terminal"), probe)]
+    theirs = live.featurize(batch).rows[0].values
+    ours = restored.featurize(batch).rows[0].values
+    assert theirs[-6::2] == [1.0, 7.0, 30.0]  # one transaction a day in each window
+    assert ours == theirs
