@@ -15,8 +15,8 @@ record batches (:mod:`streams.publish`).
 
 Delivery: outputs of a batch are awaited until the broker acknowledges them before
 the batch is acknowledged, and Faust commits only acknowledged offsets:
-at-least-once, with repeats removed by id downstream. A transaction held back for
-labels in flight keeps a reference on its message, so its offset is not committed
+at-least-once, with repeats removed by id downstream. A transaction held back
+(:mod:`streams.held`) keeps a reference on its message, so its offset is not committed
 until it has been featurized and delivered. If outputs cannot be delivered at all,
 the process exits without committing (a restart reprocesses from the last commit).
 """
@@ -29,7 +29,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from streams.events import (
     Watermark,
 )
 from streams.exporter import faust_partition_offsets, install_faust_sensor, sync_faust_sensor
+from streams.held import Held, HeldQueue, Taken
 from streams.ingest import CUSTOMER_TABLE, CustomerStage
 from streams.join import JOIN_TABLE, LabelJoin
 from streams.kafka import KafkaConnection
@@ -72,6 +73,8 @@ logger = logging.getLogger(__name__)
 
 #: At most one "drift detected" log line per this many seconds (with counts since).
 DRIFT_LOG_EVERY_S = 60.0
+#: Forced releases behind a lagging source log one line a minute (the metric counts all).
+FORCED_LOG_EVERY_S = 60.0
 
 
 def faust_credentials(conn: KafkaConnection) -> Any:
@@ -93,16 +96,6 @@ def to_record(m: Message) -> Record:
     return Record(m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000))
 
 
-@dataclass
-class Held:
-    """A transaction waiting for labels still in flight."""
-
-    message: Message
-    record: Record
-    enriched: EnrichedTransaction
-    since: float
-
-
 class StreamWorker:
     """The Faust app of one worker process and the stages its agents drive."""
 
@@ -113,6 +106,7 @@ class StreamWorker:
         self.settings = settings
         self.partitions = topics.partitions
         self.label_wait_s = worker.label_wait_s
+        self.source_wait_s = worker.source_wait_s
         self.conn = conn
         self.app = BatchingApp(
             worker.app_id,
@@ -170,9 +164,10 @@ class StreamWorker:
         self.model_wait_s = scoring.model_wait_s
         self.model_updates_topic = topics.model_updates.name
         self.updates = ModelUpdatesReader(conn, topics.model_updates.name, self.served.on_update)
-        self.held: list[Held] = []
-        #: Transactions featurized after waiting `label_wait_s` without being ready.
-        self.forced = 0
+        self.held = HeldQueue()
+        #: Transactions featurized before they were ready, by cause (see streams.held).
+        self.forced: Counter[str] = Counter()
+        self._forced_log = Summarized(FORCED_LOG_EVERY_S)
         self.lock = asyncio.Lock()
         self.tables = {
             CUSTOMER_TABLE: self._table(CUSTOMER_TABLE, self.customers),
@@ -219,7 +214,7 @@ class StreamWorker:
         def assigned(active: set[int], retained: set[int]) -> None:
             stage.drop_partitions(active | retained)
             if stage is self.terminals:
-                self.held = [h for h in self.held if h.record.partition in active]
+                self.held.keep(active)
 
         table = ChangelogTable(
             self.app,
@@ -377,7 +372,8 @@ class StreamWorker:
                 decoded = self.terminals.decode_enriched(record)
                 if isinstance(decoded, EnrichedTransaction):
                     outputs.extend(self._entries(self.terminals.accept(record, decoded)))
-                    self.held.append(Held(message, record, decoded, now))
+                    time_s = decoded.transaction.event_time.timestamp()
+                    self.held.add(Held(message, record, decoded, record.partition, time_s, now))
                 elif isinstance(decoded, Watermark):
                     self.terminals.apply_watermark(record.partition, decoded)
                     done.append(message)
@@ -389,16 +385,16 @@ class StreamWorker:
         return done + await self._release(publisher)
 
     async def _release_timer(self) -> None:
-        """Release held transactions whose wait for labels ran out.
+        """Release held transactions whose wait ran out.
 
         Readiness only changes when labels, watermarks or transactions arrive, and each
         batch of those already releases what became ready: the timer has work only
-        when the oldest held transaction (``held`` is in arrival order) waited too long.
+        when a held transaction waited out ``label_wait_s`` or ``source_wait_s``.
         """
         publisher = getattr(self, "_terminal_publisher", None)
         if not self.held or publisher is None:
             return
-        if time.monotonic() - self.held[0].since < self.label_wait_s:
+        if not self.held.due(time.monotonic(), self.label_wait_s, self.source_wait_s):
             return
         async with self.lock:
             ack(self.app.consumer, await self._release(publisher))
@@ -408,26 +404,22 @@ class StreamWorker:
 
         Returns their messages, to acknowledge now that the outputs are delivered.
         """
-        now = time.monotonic()
-        ready: list[Held] = []
-        waiting: list[Held] = []
-        for h in self.held:
-            if self.terminals.ready(h.record.partition, h.enriched):
-                ready.append(h)
-            elif now - h.since >= self.label_wait_s:
-                ready.append(h)
-                self.forced += 1
-            else:
-                waiting.append(h)
-        self.held = waiting
+        stage = self.terminals
+        taken = self.held.take(
+            stage.arrival_bound,
+            lambda h: stage.labels_settled(h.partition, h.enriched),
+            time.monotonic(),
+            self.label_wait_s,
+            self.source_wait_s,
+        )
+        ready = taken.ready
         if not ready:
             return []
-        oldest: dict[int, float] = {}
-        for h in (*waiting, *ready):
-            t = h.enriched.transaction.event_time.timestamp()
-            p = h.record.partition
-            if t < oldest.get(p, float("inf")):
-                oldest[p] = t
+        self._count_forced(taken)
+        oldest = self.held.oldest()
+        for h in ready:
+            if h.time_s < oldest.get(h.partition, float("inf")):
+                oldest[h.partition] = h.time_s
         started = time.perf_counter()
         result = self.terminals.featurize([(h.record, h.enriched) for h in ready], oldest)
         metrics.observe_batch(
@@ -457,6 +449,22 @@ class StreamWorker:
                     outputs.extend(self._entries(self.join.expire(partition, mark)))
         await self._send(publisher, outputs)
         return [h.message for h in ready]
+
+    def _count_forced(self, taken: Taken) -> None:
+        """Count (and now and then log) transactions featurized before they were ready."""
+        causes = {"labels": taken.forced_labels, "sources": taken.forced_sources}
+        for cause, n in causes.items():
+            if n:
+                self.forced[cause] += n
+                metrics.FORCED_RELEASES.labels(cause).inc(n)
+        if taken.forced_sources:
+            counts = self._forced_log.due(["sources"] * taken.forced_sources)
+            if counts is not None:
+                logger.warning(
+                    "transactions featurized while a source partition is behind: their "
+                    "terminal windows may miss what it has not sent yet",
+                    extra={"since_last": counts, "source_wait_s": self.source_wait_s},
+                )
 
     def _watch_drift(self, scored: Scored) -> list[Output]:
         """Drift detection on a scored batch; returns the events and requests to send."""

@@ -259,6 +259,21 @@ def overview() -> dict[str, Any]:
         )
         .with_panel(
             timeseries(
+                "Forced releases / s by reason",
+                "ops",
+                [
+                    (
+                        f"sum by (reason) (rate(streamscore_forced_releases_total[{RATE}]))",
+                        "{{reason}}",
+                    )
+                ],
+                "Transactions featurized before their terminal features were final: labels "
+                "still in flight after label_wait_s, or a source partition still behind "
+                "after source_wait_s. Zero when every feature is exact.",
+            )
+        )
+        .with_panel(
+            timeseries(
                 "Decisions / s",
                 "ops",
                 [

@@ -126,6 +126,15 @@ EVENT_LOOP_TASKS = Gauge(
     "keeps growing over hours is a task leak.",
     registry=REGISTRY,
 )
+FORCED_RELEASES = Counter(
+    "streamscore_forced_releases_total",
+    "Transactions featurized before their terminal features were final, by reason: "
+    "'labels' (labels of their windows still in flight after label_wait_s) or "
+    "'sources' (a source partition still behind after source_wait_s). An exact "
+    "pipeline forces none.",
+    ["reason"],
+    registry=REGISTRY,
+)
 WATERMARK = Gauge(
     "streamscore_watermark_timestamp_seconds",
     "Highest event time a stage has seen (Unix seconds).",

@@ -149,6 +149,11 @@ class WorkerSettings(Section):
     label_wait_s: float = Field(default=10.0, ge=0)
     """Longest a transaction waits for labels still in flight that could change its
     terminal features; 0 never waits."""
+    source_wait_s: float = Field(default=300.0, ge=0)
+    """Longest a transaction waits for a source partition that is behind (its owner
+    down or restoring) before it is featurized anyway, its terminal windows missing
+    what that partition has not sent yet. Held transactions take memory meanwhile:
+    about this many seconds of the terminal stage's input at most."""
     label_delay_days: float = Field(default=7.0, gt=0)
     """Label delay assumed by the terminal risk features (the handbook uses 7 days)."""
     emit_features: bool = True

@@ -15,7 +15,8 @@ when
   publish labels in label-time order) has passed ``t``, or no transaction in the
   terminal's windows still lacks a label (no label in flight can change it).
 
-The agent waits for readiness up to a configured bound (``label_wait_s``). Labels with
+The agent waits for readiness up to configured bounds (``label_wait_s`` for labels,
+``source_wait_s`` for a source partition behind; see :mod:`streams.held`). Labels with
 a label time after ``t`` that were applied early are ignored by the computation, so
 the features come out the same whatever the arrival order.
 
@@ -143,9 +144,9 @@ class TerminalStage:
             tx_time, label_time, is_fraud = value
             windows.add_label(tx_id, tx_time, label_time, bool(is_fraud))
             self._advance(self.label_watermarks, partition, label_time)
-        mark = self.watermarks.get(partition)
-        if mark is not None:
-            windows.expire(self._restored_mark(mark), self.config.label_delay_s)
+        newest = self.watermarks.get(partition)
+        if newest is not None:
+            windows.expire(self._restored_mark(newest), self.config.label_delay_s)
 
     def _restored_mark(self, newest: float) -> float:
         """The expiry mark of restored state whose newest featurized time is ``newest``.
@@ -217,12 +218,24 @@ class TerminalStage:
 
     def ready(self, partition: int, enriched: EnrichedTransaction) -> bool:
         """True when nothing still in flight can change this transaction's features."""
+        bound = self.arrival_bound(partition)
         time_s = enriched.transaction.event_time.timestamp()
+        return bound is not None and time_s <= bound and self.labels_settled(partition, enriched)
+
+    def arrival_bound(self, partition: int) -> float | None:
+        """The newest event time on ``partition`` whose windows have all arrived.
+
+        Every source partition's watermark has reached ``bound - delay``; None until
+        each source has sent one.
+        """
         marks = self.upstream.get(partition)
         if marks is None or len(marks) < self.config.upstream_partitions:
-            return False
-        if min(marks.values()) < time_s - self.config.label_delay_s:
-            return False
+            return None
+        return min(marks.values()) + self.config.label_delay_s
+
+    def labels_settled(self, partition: int, enriched: EnrichedTransaction) -> bool:
+        """True when no label still in flight can change this transaction's features."""
+        time_s = enriched.transaction.event_time.timestamp()
         mark = self.label_watermarks.get(partition)
         if mark is not None and mark > time_s:
             return True

@@ -48,6 +48,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from models.features import FEATURE_NAMES
 from streams.chaos.observe import COUNT_FEATURES, Outputs
 from streams.chaos.truth import GroundTruth
 
@@ -97,6 +98,8 @@ class Counts:
     misrouted_examples: list[str] = field(default_factory=list)
     #: A few state violations: id, the counts seen and the counts expected.
     state_examples: list[str] = field(default_factory=list)
+    #: Count mismatches by feature (which windows were short or long).
+    mismatched_features: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -149,9 +152,12 @@ def verify(
         for copy in outputs.counts.get(tx_id, []):
             bad = False
             want = expected_counts.get(tx_id)
-            if want is not None and any(abs(x - y) > 1e-6 for x, y in zip(copy, want, strict=True)):
+            wrong = [] if want is None else _mismatched(copy, want)
+            if wrong:
                 counts.count_mismatches += 1
                 bad = True
+                for name in wrong:
+                    counts.mismatched_features[name] = counts.mismatched_features.get(name, 0) + 1
             seq = acked.planned.sequence
             customer = acked.planned.customer
             if (
@@ -195,6 +201,15 @@ def verify(
         counts.relearned = max(learning.n_learned - learning.distinct_examples, 0)
         counts.unlearned = max(learning.distinct_examples - learning.n_learned, 0)
     return counts
+
+
+def _mismatched(seen: tuple[float, ...], want: tuple[float, ...]) -> list[str]:
+    """The count features whose value differs from the offline computation."""
+    return [
+        FEATURE_NAMES[i]
+        for i, x, y in zip(COUNT_FEATURES, seen, want, strict=True)
+        if abs(x - y) > 1e-6
+    ]
 
 
 def _example(counts: Counts, text: str) -> None:

@@ -90,6 +90,7 @@ def test_counts_that_differ_from_the_offline_computation_are_state_violations() 
     expected = {"a": tuple(v + (0.5 if i == 0 else 0.0) for i, v in enumerate(counts_vector(1)))}
     counts = verify(truth_of((a, 0)), out, expected, None)
     assert (counts.state_violations, counts.sequence_violations) == (1, 0)
+    assert counts.mismatched_features == {"CUSTOMER_ID_NB_TX_1DAY_WINDOW": 1}
 
 
 def test_past_30_days_of_a_customer_only_the_offline_counts_are_checked() -> None:
