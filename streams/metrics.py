@@ -352,6 +352,8 @@ for _stage in ("terminal", "score"):
         END_TO_END_LATENCY.labels(_stage, _since)
 for _decision in DECISIONS:
     DECISIONS_TOTAL.labels(_decision)
+for _reason in ("labels", "sources"):
+    FORCED_RELEASES.labels(_reason)
 
 
 # -- helpers the pipeline calls once per batch ----------------------------------------
