@@ -55,7 +55,12 @@ def broker() -> None:
 
     settings = StreamsSettings()
     embedded = EmbeddedBroker(broker_config(settings.broker))
-    signal.signal(signal.SIGTERM, lambda *_: embedded.stop())
+    # Both end the wait below with KeyboardInterrupt, and the broker stops in `finally`
+    # (stopping it inside the handler would reap the child under the wait's own lock).
+    # SIGINT is set explicitly: a shell that starts the command in the background
+    # without job control leaves it ignored, and an ignored signal is inherited.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.default_int_handler)
     try:
         embedded.start()
         print(f"bootstrap: {embedded.bootstrap}", flush=True)

@@ -25,6 +25,7 @@ from typing import IO, Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.signing import generate_key_files
+from streams.compat import fetch_end_offsets
 from streams.kafka import KafkaConnection
 from streams.process import spawn, stop
 from streams.settings import StreamsSettings, TopicsSettings
@@ -222,7 +223,10 @@ async def read_topics(
             tps.extend(TopicPartition(topic, p) for p in sorted(parts))
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps) if to_end else {}
+        # The true ends (Fetch's high watermark): Tansu's ListOffsets names the last
+        # batch's base offset + 1, which ended reads of `model-updates` after its
+        # first, multi-megabyte records, before any snapshot of the learner.
+        ends = await fetch_end_offsets(conn.aiokafka_kwargs("-reader"), tps) if to_end else {}
 
         async def at_end() -> bool:
             for tp, end in ends.items():

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndTimestamp, TopicPartition
 
 from streams.compat import fetch_end_offsets
+from streams.harness import read_topics
 from streams.kafka import KafkaConnection
 from tests.integration.brokerkit import new_topic, read_from, send_batch, send_each
 
@@ -181,3 +182,21 @@ def test_records_keep_producer_timestamps_headers_keys_and_null_values(
         (b"k1", None, T0_MS + 1, 0),
     ]
     assert list(got[0].headers) == [("trace", b"abc")]
+
+
+def test_read_topics_to_end_reads_past_the_first_record_of_the_last_batch(
+    tansu_conn: KafkaConnection,
+) -> None:
+    # 23 batches of 450: ListOffsets says 9,901 (the last batch's base + 1), and the
+    # reader's first poll returns 10,000 records: a read stopping at the listed end
+    # would miss the last 350.
+    topic = new_topic(tansu_conn)
+    for start in range(0, 23 * 450, 450):
+        asyncio.run(send_batch(tansu_conn, topic, _records(start, start + 450)))
+    seen: list[int] = []
+    asyncio.run(
+        read_topics(
+            tansu_conn, [topic], lambda _, r: seen.append(r.offset), lambda: False, to_end=True
+        )
+    )
+    assert seen == list(range(23 * 450))
