@@ -32,6 +32,7 @@ from streams.chaos.soak import SoakTrends, soak_trends, task_counts
 from streams.chaos.truth import GroundTruth
 from streams.chaos.verify import Counts, Learning, count_features, verify
 from streams.chaos.workload import WorkloadConfig, plan_workload, valid_frame
+from streams.compat import fetch_end_offsets
 from streams.harness import Harness, read_topics
 from streams.kafka import KafkaConnection
 from streams.process import stop
@@ -120,6 +121,40 @@ def recovery_times(
                 latest = max(latest, seen)
         out.append(latest - at)
     return out
+
+
+async def wait_for_learner(
+    conn: KafkaConnection, topics: TopicsSettings, timeout_s: float = 180.0
+) -> bool:
+    """Wait until the learner's latest snapshot covers the labeled examples written so far.
+
+    A run ends once every prediction is accounted for; a learner restarted late in
+    it (killed, then importing its libraries again) may not have published a snapshot
+    yet. Returns whether it caught up within ``timeout_s``.
+    """
+    name = topics.labeled_examples.name
+    partitions = [(name, p) for p in range(topics.partitions_of(topics.labeled_examples))]
+    ends = await fetch_end_offsets(conn.aiokafka_kwargs("-reader"), partitions)
+    covered: dict[int, int] = {}
+
+    def on_update(topic: str, record: Any) -> None:
+        if record.key == b"online":
+            manifest = json.loads(record.value).get("manifest") or {}
+            covered.clear()
+            covered.update({int(p): int(o) for p, o in manifest.get("offsets", {}).items()})
+
+    def caught_up() -> bool:
+        return all(covered.get(tp.partition, 0) >= end for tp, end in ends.items())
+
+    await read_topics(
+        conn,
+        [topics.model_updates.name],
+        on_update,
+        caught_up,
+        idle_timeout_s=timeout_s,
+        total_timeout_s=timeout_s,
+    )
+    return caught_up()
 
 
 async def read_learning(conn: KafkaConnection, topics: TopicsSettings) -> Learning | None:
@@ -301,6 +336,8 @@ async def run_scenario(
                     task.cancel()
             await asyncio.gather(producing, faulting, sampling, return_exceptions=True)
         crashed = harness.crashed()
+        if scenario.learner:
+            await wait_for_learner(conn, topics)
         for proc in list(harness.others):
             await asyncio.to_thread(stop, proc, signal.SIGTERM)
         harness.others.clear()
