@@ -26,12 +26,26 @@ to read is left out of the next fetch until the others catch up. Without it a
 repartitioned stream interleaves source partitions days apart in event time (one
 partition's fetches can run far ahead), and windows downstream would wait or be
 wrong. This is the timestamp synchronization Kafka Streams applies to its inputs.
+
+**Nothing fetched is skipped.** Faust drops fetched records below a partition's *read
+offset* (what it delivered last, or where its last seek put the partition). The seek
+to committed offsets after a rebalance reads each partition's committed offset and
+seeks it in turn, and records the new read offsets only once all are done: when a
+partition is revoked halfway (aiokafka's ``IllegalStateError``), the partitions
+already moved back keep their old read offset, and Faust dropped everything between
+the committed offset and where it had read to. Those records were neither processed
+nor acknowledged; the worker went on with later ones, and the next rebalance read the
+dropped ones again behind a watermark that had passed them (a soak run dead-lettered
+9,866 valid transactions as ``too_late`` this way). Here a fetch that starts behind
+the read offset is a rewind: its records are delivered again, which every stage
+handles as a redelivery after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from enum import Enum
 from typing import Any
 
 import faust
@@ -39,6 +53,31 @@ from faust.types import TP, Message
 from mode import ServiceT
 
 from streams.compat import FaustConsumer, FaustTransport
+
+
+class FetchStart(Enum):
+    """Where a partition's fetched records start, against its read offset."""
+
+    NEXT = "next"  #: right after what was read (or where the last seek put it)
+    GAP = "gap"  #: further on: offsets in between are gone (compaction, markers)
+    REWOUND = "rewound"  #: behind it: the position was moved back
+
+
+def fetch_start(first: int, read_offset: int | None) -> FetchStart:
+    """Classify a fetch by its first offset.
+
+    >>> fetch_start(11, 10).value, fetch_start(14, 10).value, fetch_start(3, 10).value
+    ('next', 'gap', 'rewound')
+    >>> fetch_start(0, None).value
+    'next'
+    """
+    if read_offset is None:
+        return FetchStart.NEXT
+    if first < read_offset:
+        return FetchStart.REWOUND
+    if read_offset and first - read_offset > 1:
+        return FetchStart.GAP
+    return FetchStart.NEXT
 
 
 class BatchMessage(Message):
@@ -121,12 +160,16 @@ class BatchingConsumer(FaustConsumer):
                     ):
                         continue
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    r_offset = read_offset[tp]
-                    fresh = [r for r in tp_records if r_offset is None or r.offset >= r_offset]
+                    fresh = tp_records
                     if not fresh:
                         continue
+                    r_offset = read_offset[tp]
                     first = fresh[0].offset
-                    if r_offset and first - r_offset > 1 and acks_enabled_for(tp.topic):
+                    start = fetch_start(first, r_offset)
+                    if start is FetchStart.REWOUND:
+                        self._on_rewound(tp, first, r_offset)
+                    elif start is FetchStart.GAP and acks_enabled_for(tp.topic):
+                        assert r_offset is not None
                         await self._add_gap(tp, r_offset + 1, first)
                     if tp.topic in batch_topics:
                         batch = [to_message(tp, r) for r in fresh]
@@ -148,6 +191,15 @@ class BatchingConsumer(FaustConsumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    def _on_rewound(self, tp: TP, first: int, read_offset: int | None) -> None:
+        self.rewinds = getattr(self, "rewinds", 0) + 1
+        self.log.warning(
+            "%s fetched from offset %d, behind the read offset %s: delivering again",
+            tp,
+            first,
+            read_offset,
+        )
 
     async def _next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
         """Fetch records of the active partitions, leaving out those too far ahead."""
