@@ -107,6 +107,7 @@ class StreamWorker:
         self.partitions = topics.partitions
         self.label_wait_s = worker.label_wait_s
         self.source_wait_s = worker.source_wait_s
+        self.release_max = worker.release_max
         self.conn = conn
         self.app = BatchingApp(
             worker.app_id,
@@ -411,6 +412,7 @@ class StreamWorker:
             time.monotonic(),
             self.label_wait_s,
             self.source_wait_s,
+            self.release_max,
         )
         ready = taken.ready
         if not ready:

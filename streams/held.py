@@ -74,6 +74,7 @@ class HeldQueue:
         self._labels: dict[int, deque[Held]] = {}
         self._seq = itertools.count()
         self._n = 0
+        self._more = False  # the last take stopped at its limit
 
     def __len__(self) -> int:
         return self._n
@@ -111,6 +112,8 @@ class HeldQueue:
 
     def due(self, now: float, label_wait_s: float, source_wait_s: float) -> bool:
         """True when something has waited out its time (the release timer's test)."""
+        if self._more:
+            return True
         self._trim()
         if self._by_arrival and now - self._by_arrival[0].since >= source_wait_s:
             return True
@@ -126,25 +129,33 @@ class HeldQueue:
         now: float,
         label_wait_s: float,
         source_wait_s: float,
+        limit: int | None = None,
     ) -> Taken:
-        """Take what may be featurized now.
+        """Take what may be featurized now, at most ``limit`` transactions.
 
         ``bound(partition)`` is the newest event time whose arrivals are complete (None:
         not yet known); ``settled(held)`` says no label in flight can change its
-        features.
+        features. What the limit leaves is taken next time (:meth:`due` says so), so a
+        source that comes back after minutes does not release everything it held back
+        in one go: one release blocks the event loop for a bounded time.
         """
         taken = Taken()
+        room = float("inf") if limit is None else limit
         for p, heap in self._arriving.items():
-            limit = bound(p)
+            upto = bound(p)
             waiting = self._labels.setdefault(p, deque())
-            while heap and (heap[0][2].taken or (limit is not None and heap[0][0] <= limit)):
+            while heap and (heap[0][2].taken or (upto is not None and heap[0][0] <= upto)):
                 _, _, held = heapq.heappop(heap)
                 if not held.taken:
                     held.settled_at = now
                     waiting.append(held)
         # Waited out their arrivals: out now, oldest arrival first.
         self._trim()
-        while self._by_arrival and now - self._by_arrival[0].since >= source_wait_s:
+        while (
+            len(taken.ready) < room
+            and self._by_arrival
+            and now - self._by_arrival[0].since >= source_wait_s
+        ):
             held = self._by_arrival.popleft()
             held.taken = True
             taken.ready.append(held)
@@ -153,6 +164,9 @@ class HeldQueue:
         for waiting in self._labels.values():
             still: deque[Held] = deque()
             for held in waiting:
+                if len(taken.ready) >= room:
+                    still.append(held)
+                    continue
                 if settled(held):
                     taken.ready.append(held)
                 elif now - _settled_at(held, now) >= label_wait_s:
@@ -165,6 +179,7 @@ class HeldQueue:
             waiting.clear()
             waiting.extend(still)
         self._n -= len(taken.ready)
+        self._more = len(taken.ready) >= room
         taken.ready.sort(key=lambda h: (h.partition, h.time_s))
         return taken
 

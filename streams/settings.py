@@ -154,6 +154,10 @@ class WorkerSettings(Section):
     down or restoring) before it is featurized anyway, its terminal windows missing
     what that partition has not sent yet. Held transactions take memory meanwhile:
     about this many seconds of the terminal stage's input at most."""
+    release_max: int = Field(default=5000, ge=1)
+    """Most held transactions featurized and scored in one release; the rest follow
+    on the next timer tick (50 ms), so a source coming back after minutes never blocks
+    the event loop (heartbeats, commits) for long."""
     label_delay_days: float = Field(default=7.0, gt=0)
     """Label delay assumed by the terminal risk features (the handbook uses 7 days)."""
     emit_features: bool = True

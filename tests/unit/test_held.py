@@ -85,3 +85,27 @@ def test_a_rebalance_forgets_the_partitions_taken_away() -> None:
     taken = q.take(lambda p: None, lambda h: True, 1000.0, 5, 100)
     assert names(taken.ready) == ["0@10.0"] and taken.forced_sources == 1
     assert len(q) == 0
+
+
+def test_a_release_takes_at_most_its_limit_and_the_rest_is_due_next() -> None:
+    q = HeldQueue()
+    for t in range(7):
+        q.add(held(0, float(t), since=0.0))  # a source behind: forced after 100 s
+    q.add(held(1, 3.0, since=0.0))  # arrived and settled: released by labels
+    bounds = {0: None, 1: 10.0}
+
+    def take(limit: int):
+        return q.take(bounds.get, lambda h: True, 200.0, 5, 100, limit=limit)
+
+    first = take(3)
+    assert len(first.ready) == 3 and first.forced_sources == 3
+    assert len(q) == 5
+    assert q.due(200.0, 5, 100)
+    second = take(3)
+    third = take(3)
+    assert len(second.ready) == 3 and len(third.ready) == 2
+    released = sorted(names(first.ready + second.ready + third.ready))
+    assert released == sorted(["1@3.0"] + [f"0@{float(t)}" for t in range(7)])
+    assert len(q) == 0
+    assert not take(3).ready
+    assert not q.due(200.0, 5, 100)
