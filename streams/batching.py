@@ -38,7 +38,10 @@ nor acknowledged; the worker went on with later ones, and the next rebalance rea
 dropped ones again behind a watermark that had passed them (a soak run dead-lettered
 9,866 valid transactions as ``too_late`` this way). Here a fetch that starts behind
 the read offset is a rewind: its records are delivered again, which every stage
-handles as a redelivery after a restart.
+handles as a redelivery after a restart. The same happens to changelogs: a recovery
+that seeks a partition back to offset 0 while a batch still in flight re-sets the read
+offset behind it would have skipped the entries before it (seen in the soak, with
+1,004,666 entries of a terminal changelog).
 """
 
 from __future__ import annotations
