@@ -163,11 +163,10 @@ class BatchingConsumer(FaustConsumer):
                     ):
                         continue
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    fresh = tp_records
-                    if not fresh:
+                    if not tp_records:
                         continue
                     r_offset = read_offset[tp]
-                    first = fresh[0].offset
+                    first = tp_records[0].offset
                     start = fetch_start(first, r_offset)
                     if start is FetchStart.REWOUND:
                         self._on_rewound(tp, first, r_offset)
@@ -175,14 +174,14 @@ class BatchingConsumer(FaustConsumer):
                         assert r_offset is not None
                         await self._add_gap(tp, r_offset + 1, first)
                     if tp.topic in batch_topics:
-                        batch = [to_message(tp, r) for r in fresh]
+                        batch = [to_message(tp, r) for r in tp_records]
                         await self._deliver_batch(tp, batch, generation)
                     else:
-                        for record in fresh:
+                        for record in tp_records:
                             message = to_message(tp, record)
                             await self.wait_first(callback(message), self.suspend_flow.wait())
                             read_offset[tp] = message.offset
-                    read_offset[tp] = fresh[-1].offset
+                    read_offset[tp] = tp_records[-1].offset
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
@@ -196,7 +195,6 @@ class BatchingConsumer(FaustConsumer):
             raise
 
     def _on_rewound(self, tp: TP, first: int, read_offset: int | None) -> None:
-        self.rewinds = getattr(self, "rewinds", 0) + 1
         self.log.warning(
             "%s fetched from offset %d, behind the read offset %s: delivering again",
             tp,

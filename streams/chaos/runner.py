@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -38,6 +39,8 @@ from streams.kafka import KafkaConnection
 from streams.process import stop
 from streams.progress import ProgressFn
 from streams.settings import StreamsSettings, TopicsSettings
+
+logger = logging.getLogger(__name__)
 
 #: No output for this long after every input has one: the run is over.
 QUIET_S = 4.0
@@ -123,6 +126,18 @@ def recovery_times(
     return out
 
 
+def online_manifest(record: Any) -> dict[str, Any] | None:
+    """The manifest of an online-learner snapshot on `model-updates` (None: another record)."""
+    if record.key != b"online":
+        return None
+    return json.loads(record.value).get("manifest") or {}
+
+
+def manifest_offsets(manifest: dict[str, Any]) -> dict[int, int]:
+    """Per `labeled-examples` partition, the next offset a snapshot has not learned from."""
+    return {int(p): int(o) for p, o in manifest.get("offsets", {}).items()}
+
+
 async def wait_for_learner(
     conn: KafkaConnection, topics: TopicsSettings, timeout_s: float = 180.0
 ) -> bool:
@@ -138,10 +153,10 @@ async def wait_for_learner(
     covered: dict[int, int] = {}
 
     def on_update(topic: str, record: Any) -> None:
-        if record.key == b"online":
-            manifest = json.loads(record.value).get("manifest") or {}
+        manifest = online_manifest(record)
+        if manifest is not None:
             covered.clear()
-            covered.update({int(p): int(o) for p, o in manifest.get("offsets", {}).items()})
+            covered.update(manifest_offsets(manifest))
 
     def caught_up() -> bool:
         return all(covered.get(tp.partition, 0) >= end for tp, end in ends.items())
@@ -162,8 +177,8 @@ async def read_learning(conn: KafkaConnection, topics: TopicsSettings) -> Learni
     snapshots: list[dict[str, Any]] = []
 
     def on_update(topic: str, record: Any) -> None:
-        if record.key == b"online":
-            manifest = json.loads(record.value).get("manifest") or {}
+        manifest = online_manifest(record)
+        if manifest is not None:
             snapshots.append(manifest)
 
     await read_topics(
@@ -177,7 +192,7 @@ async def read_learning(conn: KafkaConnection, topics: TopicsSettings) -> Learni
     if not snapshots:
         return None
     last = snapshots[-1]
-    upto = {int(p): int(o) for p, o in last.get("offsets", {}).items()}
+    upto = manifest_offsets(last)
     ids: set[str] = set()
     n = 0
 
@@ -336,8 +351,8 @@ async def run_scenario(
                     task.cancel()
             await asyncio.gather(producing, faulting, sampling, return_exceptions=True)
         crashed = harness.crashed()
-        if scenario.learner:
-            await wait_for_learner(conn, topics)
+        if scenario.learner and not await wait_for_learner(conn, topics):
+            logger.warning("the learner's last snapshot does not cover every labeled example")
         for proc in list(harness.others):
             await asyncio.to_thread(stop, proc, signal.SIGTERM)
         harness.others.clear()
