@@ -405,7 +405,7 @@ def chaos(
     seeds: int = typer.Option(None, help="Seeds per scenario. Default: 1 quick, 20 long."),
     first_seed: int = typer.Option(0, help="First seed (seeds are consecutive)."),
     only: str = typer.Option(
-        None, help="Comma-separated scenario names (kill,term,...; also poison-100k, soak)."
+        None, help="Comma-separated scenario names (kill,term,...; poison-100k, soak, soak-full)."
     ),
     out: Path = typer.Option(Path("reports/chaos"), help="Where reports, truth and logs go."),
     s3_endpoint: str = typer.Option(
